@@ -1,0 +1,1 @@
+"""A waiting-room gateway for flash sales."""

@@ -1,0 +1,155 @@
+"""The `waitingroom` command: dev, web, admitter, migrate, seed."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+
+import uvloop
+
+from .settings import ConfigError, Settings
+
+log = logging.getLogger("waitingroom")
+
+
+async def _until_signalled(start: Callable[[], Awaitable[Callable[[], Awaitable[None]]]]) -> None:
+    """Start something, wait for SIGINT or SIGTERM, then stop it."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    shutdown = await start()
+    await stop.wait()
+    await shutdown()
+
+
+async def serve_web(settings: Settings, host: str, port: int, reuse_port: bool) -> None:
+    from aiohttp import web
+
+    from .app import create_app
+
+    async def start() -> Callable[[], Awaitable[None]]:
+        runner = web.AppRunner(create_app(settings), access_log=None, shutdown_timeout=5)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port, reuse_port=reuse_port, backlog=4096)
+        try:
+            await site.start()
+        except OSError:
+            await runner.cleanup()
+            raise
+        print(f"waitingroom web listening on http://{host}:{port}/", flush=True)
+        return runner.cleanup
+
+    await _until_signalled(start)
+
+
+async def serve_admitter(settings: Settings) -> None:
+    import asyncpg
+
+    from . import admission
+    from .app import redis_client
+    from .queue import Queues
+
+    async def start() -> Callable[[], Awaitable[None]]:
+        redis = redis_client(settings.redis_url, max_connections=10)
+        pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=4)
+        task = asyncio.create_task(admission.run(Queues(redis, settings), pool))
+        print("waitingroom admitter running", flush=True)
+
+        async def stop() -> None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await pool.close()
+            await redis.aclose()
+
+        return stop
+
+    await _until_signalled(start)
+
+
+async def migrate(settings: Settings) -> None:
+    from db.migrate import migrate_url
+
+    applied = await migrate_url(settings.database_url)
+    print("applied: " + (", ".join(applied) if applied else "nothing pending"), flush=True)
+
+
+async def seed(settings: Settings, args: argparse.Namespace) -> None:
+    from .seed import seed as run_seed
+
+    print(await run_seed(settings.database_url, concerts=args.concerts, dates=args.dates,
+                         seats=args.seats, price=args.price), flush=True)
+
+
+def dev(args: argparse.Namespace) -> int:
+    """Everything on one machine, with throwaway servers when none are configured."""
+    from honcho.manager import Manager
+
+    from .servers import services
+
+    port = args.port or int(os.environ.get("PORT", "8080"))
+    with services() as (redis_url, database_url):
+        env = dict(os.environ, REDIS_URL=redis_url, DATABASE_URL=database_url)
+        env.setdefault("ADMIN_TOKEN", "dev-admin")
+        settings = Settings.from_env(env)
+        uvloop.run(migrate(settings))
+        seed_args = argparse.Namespace(concerts=3, dates=3, seats=50, price=100_000)
+        uvloop.run(seed(settings, seed_args))
+        print(f"\n  waiting room: http://127.0.0.1:{port}/\n  admin key:    {env['ADMIN_TOKEN']}\n"
+              f"  REDIS_URL={redis_url}\n  DATABASE_URL={database_url}\n", flush=True)
+        manager = Manager()
+        exe = [sys.executable, "-m", "waitingroom"]
+        manager.add_process("web", " ".join([*exe, "web", "--port", str(port)]), env=env)
+        manager.add_process("admitter", " ".join([*exe, "admitter"]), env=env)
+        manager.loop()
+        return manager.returncode or 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="waitingroom", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("dev", help="run everything on this machine")
+    p.add_argument("--port", type=int)
+    p = sub.add_parser("web", help="run one web process")
+    p.add_argument("--port", type=int)
+    p.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"))
+    p.add_argument("--reuse-port", action="store_true",
+                   help="share the port with other web processes (SO_REUSEPORT)")
+    sub.add_parser("admitter", help="run the admission loop and sweepers")
+    sub.add_parser("migrate", help="apply pending database migrations")
+    p = sub.add_parser("seed", help="add demo concerts, dates and seats (idempotent)")
+    p.add_argument("--concerts", type=int, default=3)
+    p.add_argument("--dates", type=int, default=3)
+    p.add_argument("--seats", type=int, default=50)
+    p.add_argument("--price", type=int, default=100_000)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "dev":
+        return dev(args)
+    try:
+        settings = Settings.from_env()
+    except ConfigError as e:
+        print(f"waitingroom: configuration error: {e}", file=sys.stderr)
+        return 2
+    if args.command == "web":
+        port = args.port if args.port is not None else settings.port
+        uvloop.run(serve_web(settings, args.host, port, args.reuse_port))
+    elif args.command == "admitter":
+        uvloop.run(serve_admitter(settings))
+    elif args.command == "migrate":
+        uvloop.run(migrate(settings))
+    elif args.command == "seed":
+        uvloop.run(seed(settings, args))
+    return 0

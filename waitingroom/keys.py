@@ -1,0 +1,81 @@
+"""Redis key layout. Every key of one concert carries the hash tag {c:<id>} (one cluster slot)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+PREFIX = "wr"
+# Token -> concert id, so a bearer token alone finds its concert's slot.
+TOKEN_INDEX = PREFIX + ":tk:{token}"
+# Concerts that have ever had a queue; the admitter ticks each of them.
+CONCERTS = PREFIX + ":concerts"
+# Web process leases: member process id, score lease deadline (ms, Redis clock).
+PROCS = PREFIX + ":procs"
+# Pub/sub channel of one concert's queue events.
+CHANNEL = PREFIX + ":ev:{concert_id}"
+CHANNEL_PATTERN = PREFIX + ":ev:*"
+
+
+def token_index(token: str) -> str:
+    return TOKEN_INDEX.format(token=token)
+
+
+def channel(concert_id: int) -> str:
+    return CHANNEL.format(concert_id=concert_id)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ConcertKeys:
+    """The keys of one concert's queue."""
+
+    concert_id: int
+
+    def _k(self, name: str) -> str:
+        return f"{PREFIX}:{{c:{self.concert_id}}}:{name}"
+
+    @property
+    def seq(self) -> str:  # INCR: the next ticket number
+        return self._k("seq")
+
+    @property
+    def queue(self) -> str:  # ZSET token -> ticket, WAITING tokens in order
+        return self._k("q")
+
+    @property
+    def active(self) -> str:  # ZSET token -> deadline ms, AVAILABLE tokens
+        return self._k("active")
+
+    @property
+    def tokens(self) -> str:  # HASH token -> "state|user|ticket|expires_ms|reason"
+        return self._k("tok")
+
+    @property
+    def users(self) -> str:  # HASH user id -> live token
+        return self._k("users")
+
+    @property
+    def seen(self) -> str:  # ZSET token -> last sign of life ms (+inf while a socket holds it)
+        return self._k("seen")
+
+    @property
+    def departed(self) -> str:  # ZSET ticket -> ticket: tickets that left the queue ahead of the cursor
+        return self._k("dep")
+
+    @property
+    def deplog(self) -> str:  # ZSET ticket -> departure sequence number, for incremental reads
+        return self._k("deplog")
+
+    @property
+    def state(self) -> str:  # HASH cursor, budget, last_ms, admitted_total, dropped_total, rate, depseq
+        return self._k("state")
+
+    @property
+    def config(self) -> str:  # HASH admit_rate, max_active, paused (live configuration)
+        return self._k("cfg")
+
+    @property
+    def gone(self) -> str:  # ZSET token -> expiry ms, EXPIRED tokens kept for the retention period
+        return self._k("gone")
+
+    def held(self, proc_id: str) -> str:  # SET of tokens whose socket one web process holds
+        return self._k(f"held:{proc_id}")

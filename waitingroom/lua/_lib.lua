@@ -1,0 +1,51 @@
+-- Shared prelude, prepended to every concert script. KEYS[1..11] are always the concert's keys
+-- in this order; further KEYS are script-specific.
+local K_SEQ, K_Q, K_ACT, K_TOK, K_USERS, K_SEEN = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local K_DEP, K_DEPLOG, K_STATE, K_CFG, K_GONE = KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11]
+
+-- Redis's clock, never a host's: every process agrees on it.
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- A token record is "state|user|ticket|expires_ms|reason", state W(aiting), A(vailable), E(xpired).
+local function parse(rec)
+  return string.match(rec, '^(%a)|([^|]*)|([^|]*)|([^|]*)|([^|]*)$')
+end
+
+local function pack(s, u, t, e, r)
+  return s .. '|' .. u .. '|' .. t .. '|' .. e .. '|' .. r
+end
+
+-- The figures a client needs for an ETA: configured rate, paused flag, measured rate.
+local function rate_info()
+  local cfg = redis.call('HMGET', K_CFG, 'admit_rate', 'paused')
+  return {cfg[1] or false, cfg[2] or false, redis.call('HGET', K_STATE, 'rate') or false}
+end
+
+-- A WAITING ticket leaves the queue ahead of the cursor: record it so that every web process
+-- can work out its own sockets' positions without a round trip per socket.
+local function depart(ticket)
+  redis.call('ZADD', K_DEP, ticket, ticket)
+  local seq = redis.call('HINCRBY', K_STATE, 'depseq', 1)
+  redis.call('ZADD', K_DEPLOG, seq, ticket)
+end
+
+-- End a live token for good; returns its former state.
+local function expire(token, rec, reason, now)
+  local s, u, t, e = parse(rec)
+  if s == 'W' then
+    redis.call('ZREM', K_Q, token)
+    redis.call('ZREM', K_SEEN, token)
+    depart(t)
+  elseif s == 'A' then
+    redis.call('ZREM', K_ACT, token)
+  end
+  if redis.call('HGET', K_USERS, u) == token then
+    redis.call('HDEL', K_USERS, u)
+  end
+  redis.call('HSET', K_TOK, token, pack('E', u, t, e, reason))
+  redis.call('ZADD', K_GONE, now, token)
+  return s
+end

