@@ -1,0 +1,129 @@
+"""Real servers for the tests: a private redis-server and a fresh PostgreSQL database.
+
+PostgreSQL: TEST_DATABASE_URL or DATABASE_URL when it answers (a new database is created in it and
+dropped at the end), else a throwaway server. Redis: always a private redis-server of our own,
+so tests can flush it and stop it without touching anyone else's data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+import uvloop
+from redis.asyncio import Redis
+
+from db.migrate import migrate_url
+from waitingroom.servers import postgres_reachable, throwaway_postgres, throwaway_redis
+from waitingroom.settings import Settings
+
+
+
+def pytest_asyncio_loop_factories(config: Any, item: Any) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    return {"uvloop": uvloop.new_event_loop}
+
+
+def _with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    with throwaway_redis() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    with contextlib.ExitStack() as stack:
+        server = os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
+        if not postgres_reachable(server):
+            server = stack.enter_context(throwaway_postgres())
+        assert server is not None
+        name = f"wr_test_{uuid.uuid4().hex[:12]}"
+
+        async def admin(sql: str) -> None:
+            conn = await asyncpg.connect(server)
+            try:
+                await conn.execute(sql)
+            finally:
+                await conn.close()
+
+        asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+        url = _with_database(server, name)
+        asyncio.run(migrate_url(url))
+        try:
+            yield url
+        finally:
+            asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def make_settings(redis_url: str, database_url: str) -> Callable[..., Settings]:
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = dict(database_url=database_url, redis_url=redis_url,
+                                      admin_token="test-admin", tick_interval=0.1)
+        values.update(overrides)
+        return Settings(**values)
+
+    return make
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings()
+
+
+async def _tables(conn: asyncpg.Connection) -> list[str]:
+    rows = await conn.fetch(
+        "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'schema_migrations'")
+    return [r["tablename"] for r in rows]
+
+
+@pytest.fixture
+async def pg(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on the test database, emptied before each test."""
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=20)
+    async with pool.acquire() as conn:
+        tables = await _tables(conn)
+        if tables:
+            await conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    """A client of the private test Redis, emptied before each test."""
+    client = Redis.from_url(redis_url)
+    await client.flushdb()
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def add_concert(pg: asyncpg.Pool) -> Callable[..., Awaitable[int]]:
+    async def add(name: str | None = None, host: str = "Test Hall") -> int:
+        return int(await pg.fetchval("INSERT INTO concerts (name, host) VALUES ($1, $2) RETURNING id",
+                                     name or f"Concert {uuid.uuid4().hex[:6]}", host))
+
+    return add
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 5.0,
+                     interval: float = 0.02) -> None:
+    """Poll check until it holds, failing the test after timeout seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await check():
+        if loop.time() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(interval)
