@@ -103,7 +103,9 @@ async def pg(database_url: str) -> AsyncIterator[asyncpg.Pool]:
 @pytest.fixture
 async def redis(redis_url: str) -> AsyncIterator[Redis]:
     """A client of the private test Redis, emptied before each test."""
-    client = Redis.from_url(redis_url)
+    from waitingroom.app import redis_client
+
+    client = redis_client(redis_url)
     await client.flushdb()
     yield client
     await client.aclose()
@@ -127,3 +129,27 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 5.0,
         if loop.time() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         await asyncio.sleep(interval)
+
+
+@pytest.fixture
+async def queues(redis: Redis, settings: Settings) -> AsyncIterator[Any]:
+    """The Queues object on the test Redis, with the test settings."""
+    from waitingroom.queue import Queues
+
+    yield Queues(redis, settings)
+
+
+@pytest.fixture
+async def client(aiohttp_client: Any, settings: Settings, pg: asyncpg.Pool, redis: Redis) -> Any:
+    """A test client of one real web process (its own pools, tick loop and pub/sub listener)."""
+    from waitingroom.app import create_app
+
+    return await aiohttp_client(create_app(settings))
+
+
+def admin_headers(settings: Settings) -> dict[str, str]:
+    return {"Authorization": f"Bearer {settings.admin_token}"}
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}

@@ -25,7 +25,7 @@ MAX_BODY = 64 * 1024
 
 def redis_client(url: str, max_connections: int = 200) -> Redis:
     pool = BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=10)
-    return Redis(connection_pool=pool)
+    return Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
 
 
 async def _redis(app: web.Application) -> AsyncIterator[None]:

@@ -1,0 +1,80 @@
+"""Joining, rejoining, leaving and positions, straight against Redis."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from waitingroom import admission
+from waitingroom.errors import TokenInvalid
+from waitingroom.hub import ConcertView, Hub
+
+
+async def test_join_gives_increasing_positions(queues):
+    tickets = [await queues.join(1, user) for user in range(1, 6)]
+    assert [t.position for t in tickets] == [1, 2, 3, 4, 5]
+    assert all(t.created and t.record.state == "WAITING" for t in tickets)
+    assert len({t.token for t in tickets}) == 5
+
+
+async def test_rejoin_returns_same_token_and_place(queues):
+    first = await queues.join(1, 7)
+    await queues.join(1, 8)
+    again = await queues.join(1, 7)
+    assert (again.token, again.position, again.created) == (first.token, 1, False)
+    # Another concert is another queue.
+    other = await queues.join(2, 7)
+    assert other.token != first.token and other.created
+
+
+async def test_concurrent_joins_of_one_user_give_one_token(queues):
+    tickets = await asyncio.gather(*(queues.join(1, 99) for _ in range(50)))
+    assert len({t.token for t in tickets}) == 1
+    assert sum(t.created for t in tickets) == 1
+
+
+async def test_concurrent_joins_get_distinct_exact_places(queues):
+    tickets = await asyncio.gather(*(queues.join(1, user) for user in range(1, 501)))
+    assert sorted(t.position for t in tickets) == list(range(1, 501))
+
+
+async def test_leave_expires_token_and_moves_those_behind(queues):
+    a, b, c = [await queues.join(1, u) for u in (1, 2, 3)]
+    await queues.end(b.token, "left")
+    status = await queues.status(b.token)
+    assert (status.record.state, status.record.reason) == ("EXPIRED", "left")
+    assert (await queues.status(c.token)).position == 2
+    # Leaving again changes nothing; rejoining after leaving is a new place at the back.
+    await queues.end(b.token, "left")
+    back = await queues.join(1, 2)
+    assert back.token != b.token and back.position == 3
+
+
+async def test_unknown_token_is_invalid(queues):
+    with pytest.raises(TokenInvalid):
+        await queues.status("8e0b7a2c-6a5d-4c1e-9d0f-3f1b2a4c5d6e")
+
+
+async def test_local_positions_match_redis_with_departures(queues, pg):
+    """The hub's local arithmetic (ticket - cursor - departed) equals ZCOUNT for every waiter."""
+    await queues.configure(1, admit_rate=1000.0)
+    tickets = [await queues.join(1, u) for u in range(1, 41)]
+    for t in tickets[3:30:4]:
+        await queues.end(t.token, "left")
+    await admission.tick(queues, None)  # initialises the budget
+    await queues.redis.hset("wr:{c:1}:state", "last_ms", 0)  # a long gap: about 1 s's worth
+    await queues.configure(1, admit_rate=5.0)
+    await admission.tick(queues, None)
+    hub = Hub(queues, 1.0)
+    view = ConcertView()
+    raw = await queues.redis.hmget("wr:{c:1}:state", "cursor", "depseq")
+    departed = await queues.redis.zrange("wr:{c:1}:dep", 0, -1)
+    hub._advance(view, int(raw[0]), int(raw[1]), departed)
+    checked = 0
+    for t in tickets:
+        now = await queues.status(t.token)
+        if now.record.state == "WAITING":
+            assert view.position(now.record.ticket) == now.position
+            checked += 1
+    assert checked > 20
