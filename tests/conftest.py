@@ -30,7 +30,7 @@ def pytest_asyncio_loop_factories(config: Any, item: Any) -> dict[str, Callable[
     return {"uvloop": uvloop.new_event_loop}
 
 
-def _with_database(url: str, name: str) -> str:
+def with_database(url: str, name: str) -> str:
     parts = urlsplit(url)
     return urlunsplit(parts._replace(path="/" + name))
 
@@ -58,7 +58,7 @@ def database_url() -> Iterator[str]:
                 await conn.close()
 
         asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-        url = _with_database(server, name)
+        url = with_database(server, name)
         asyncio.run(migrate_url(url))
         try:
             yield url

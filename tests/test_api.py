@@ -1,0 +1,199 @@
+"""The HTTP API of the waiting room: answers, errors as problems, admin, operations."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import admin_headers, bearer
+
+PROBLEM = "application/problem+json"
+UNKNOWN = "8e0b7a2c-6a5d-4c1e-9d0f-3f1b2a4c5d6e"
+
+
+async def queue_keys(redis) -> list[bytes]:
+    """Every key a join writes (the web processes' leases aside)."""
+    return [k for k in await redis.keys("*") if k != b"wr:procs"]
+
+
+async def assert_problem(resp, status: int, code: str, field: str | None = None) -> dict:
+    assert resp.status == status, await resp.text()
+    assert resp.content_type == PROBLEM
+    body = await resp.json()
+    assert body["status"] == status and body["code"] == code
+    assert body["title"] and body["detail"] and body["type"].endswith(code)
+    if field is not None:
+        assert body.get("field") == field
+    return body
+
+
+async def test_concerts_list_with_queue_figures(client, add_concert, queues):
+    cid = await add_concert("Aurora", "Arena")
+    await queues.configure(cid, admit_rate=3.5, paused=True)
+    await client.post(f"/api/v1/concerts/{cid}/queue", json={"user_id": 5})
+    resp = await client.get("/api/v1/concerts")
+    assert resp.status == 200
+    assert await resp.json() == [{"id": cid, "name": "Aurora", "host": "Arena", "queue": {
+        "waiting": 1, "active": 0, "admit_rate": 3.5, "paused": True}}]
+
+
+async def test_join_answers_and_rejoin(client, add_concert):
+    cid = await add_concert()
+    resp = await client.post(f"/api/v1/concerts/{cid}/queue", json={"user_id": 42})
+    assert resp.status == 201
+    body = await resp.json()
+    assert body["state"] == "WAITING" and body["position"] == 1 and body["expires_at"] is None
+    assert body["eta_seconds"] == 1  # default rate 10/s
+    assert body["ws_url"].endswith(f"/ws/queue?token={body['token']}")
+    again = await client.post(f"/api/v1/concerts/{cid}/queue", json={"user_id": 42})
+    assert again.status == 200 and (await again.json())["token"] == body["token"]
+
+
+async def test_poll_and_leave(client, add_concert):
+    cid = await add_concert()
+    token = (await (await client.post(f"/api/v1/concerts/{cid}/queue", json={"user_id": 1})).json())["token"]
+    resp = await client.get("/api/v1/queue", headers=bearer(token))
+    assert await resp.json() == {"state": "WAITING", "position": 1, "eta_seconds": 1,
+                                 "expires_at": None, "concert_id": cid, "reason": None}
+    assert (await client.delete("/api/v1/queue", headers=bearer(token))).status == 204
+    assert (await client.delete("/api/v1/queue", headers=bearer(token))).status == 204
+    resp = await client.get("/api/v1/queue", headers=bearer(token))
+    assert resp.status == 200
+    body = await resp.json()
+    assert (body["state"], body["reason"], body["position"]) == ("EXPIRED", "left", None)
+
+
+@pytest.mark.parametrize("body, field", [
+    (b'{"user_id": "7"}', "user_id"),
+    (b'{"user_id": 7.5}', "user_id"),
+    (b'{"user_id": 0}', "user_id"),
+    (b'{"user_id": -3}', "user_id"),
+    (b'{"user_id": 9223372036854775808}', "user_id"),
+    (b'{"user_id": 123456789012345678901234567890}', "user_id"),
+    (b'{"user_id": true}', "user_id"),
+    (b'{"user_id": null}', "user_id"),
+    (b'{}', "user_id"),
+    (b'{"user_id": 1, "admin": true}', "admin"),
+    (b'{"user_id": 1', None),
+    (b'', None),
+    (b'[1]', None),
+    (b'"hi"', None),
+    (b'\xff\xfe', None),
+])
+async def test_join_bad_bodies_are_400_and_write_nothing(client, add_concert, redis, body, field):
+    cid = await add_concert()
+    resp = await client.post(f"/api/v1/concerts/{cid}/queue", data=body,
+                             headers={"Content-Type": "application/json"})
+    await assert_problem(resp, 400, "validation_error", field)
+    assert await queue_keys(redis) == []
+
+
+async def test_join_other_media_types_and_sizes(client, add_concert, redis):
+    cid = await add_concert()
+    resp = await client.post(f"/api/v1/concerts/{cid}/queue", data=b'{"user_id": 1}',
+                             headers={"Content-Type": "text/plain"})
+    await assert_problem(resp, 415, "unsupported_media_type")
+    resp = await client.post(f"/api/v1/concerts/{cid}/queue", data=b"user_id=1")
+    await assert_problem(resp, 415, "unsupported_media_type")
+    huge = b'{"user_id": 1, "x": "' + b"a" * 200_000 + b'"}'
+    resp = await client.post(f"/api/v1/concerts/{cid}/queue", data=huge,
+                             headers={"Content-Type": "application/json"})
+    await assert_problem(resp, 413, "payload_too_large")
+    assert await queue_keys(redis) == []
+
+
+@pytest.mark.parametrize("concert", ["0", "-1", "abc", "1.5", "9223372036854775808", "١"])
+async def test_join_bad_concert_ids(client, concert, redis):
+    resp = await client.post(f"/api/v1/concerts/{concert}/queue", json={"user_id": 1})
+    await assert_problem(resp, 400, "validation_error", "concert_id")
+    assert await queue_keys(redis) == []
+
+
+async def test_join_unknown_concert_is_404(client, redis):
+    resp = await client.post("/api/v1/concerts/999/queue", json={"user_id": 1})
+    await assert_problem(resp, 404, "not_found")
+    assert await queue_keys(redis) == []
+
+
+@pytest.mark.parametrize("method", ["GET", "DELETE"])
+@pytest.mark.parametrize("headers, code", [
+    ({}, "token_missing"),
+    ({"Authorization": "Bearer"}, "token_invalid"),
+    ({"Authorization": "Basic abc"}, "token_invalid"),
+    ({"Authorization": "Bearer not-a-uuid"}, "token_invalid"),
+    ({"Authorization": "Bearer " + "x" * 5000}, "token_invalid"),
+    ({"Authorization": f"Bearer {UNKNOWN}"}, "token_invalid"),
+])
+async def test_token_errors(client, method, headers, code):
+    resp = await client.request(method, "/api/v1/queue", headers=headers)
+    await assert_problem(resp, 401, code)
+
+
+async def test_framework_errors_are_problems(client):
+    await assert_problem(await client.get("/nope"), 404, "not_found")
+    resp = await client.put("/api/v1/concerts")
+    await assert_problem(resp, 405, "method_not_allowed")
+    assert "GET" in resp.headers["Allow"]
+
+
+async def test_admin_figures_and_patch(client, settings, add_concert, queues):
+    cid = await add_concert()
+    for u in (1, 2, 3):
+        await queues.join(cid, u)
+    resp = await client.get(f"/admin/concerts/{cid}/queue", headers=admin_headers(settings))
+    assert await resp.json() == {"concert_id": cid, "waiting": 3, "active": 0, "admitted_total": 0,
+                                 "dropped_total": 0, "admit_rate": 10.0, "max_active": 1000,
+                                 "paused": False}
+    resp = await client.patch(f"/admin/concerts/{cid}/queue", headers=admin_headers(settings),
+                              json={"admit_rate": 2.5, "max_active": 7, "paused": True})
+    body = await resp.json()
+    assert (body["admit_rate"], body["max_active"], body["paused"]) == (2.5, 7, True)
+    resp = await client.patch(f"/admin/concerts/{cid}/queue", headers=admin_headers(settings),
+                              json={"paused": False})
+    body = await resp.json()
+    assert (body["admit_rate"], body["max_active"], body["paused"]) == (2.5, 7, False)
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"admit_rate": -1}, "admit_rate"),
+    ({"admit_rate": "fast"}, "admit_rate"),
+    ({"admit_rate": 1e9}, "admit_rate"),
+    ({"max_active": 1.5}, "max_active"),
+    ({"max_active": -1}, "max_active"),
+    ({"paused": 1}, "paused"),
+    ({"paused": "yes"}, "paused"),
+    ({"rate": 3}, "rate"),
+])
+async def test_admin_patch_bad_input_changes_nothing(client, settings, add_concert, queues, body, field):
+    cid = await add_concert()
+    resp = await client.patch(f"/admin/concerts/{cid}/queue", headers=admin_headers(settings), json=body)
+    await assert_problem(resp, 400, "validation_error", field)
+    assert await queues.redis.hgetall(f"wr:{{c:{cid}}}:cfg") == {}
+
+
+async def test_admin_needs_the_key(client, add_concert):
+    cid = await add_concert()
+    await assert_problem(await client.get(f"/admin/concerts/{cid}/queue"), 401, "admin_unauthorized")
+    resp = await client.patch(f"/admin/concerts/{cid}/queue", json={"paused": True},
+                              headers={"Authorization": "Bearer wrong"})
+    await assert_problem(resp, 401, "admin_unauthorized")
+    resp = await client.get("/admin/concerts/999/queue", headers={"Authorization": "Bearer test-admin"})
+    await assert_problem(resp, 404, "not_found")
+
+
+async def test_admin_off_without_a_key(aiohttp_client, make_settings, add_concert):
+    from waitingroom.app import create_app
+
+    client = await aiohttp_client(create_app(make_settings(admin_token=None)))
+    cid = await add_concert()
+    resp = await client.get(f"/admin/concerts/{cid}/queue", headers={"Authorization": "Bearer x"})
+    await assert_problem(resp, 404, "not_found")
+
+
+async def test_operations_endpoints(client, add_concert):
+    assert (await client.get("/healthz")).status == 200
+    assert (await client.get("/readyz")).status == 200
+    cid = await add_concert()
+    await client.post(f"/api/v1/concerts/{cid}/queue", json={"user_id": 1})
+    text = await (await client.get("/metrics")).text()
+    assert 'waitingroom_joins_total{result="new"} 1.0' in text
+    assert "waitingroom_sockets 0.0" in text
