@@ -10,6 +10,8 @@ import logging
 
 import asyncpg
 
+from booking import sweeper
+
 from . import keys, queries
 from .hub import reap
 from .queue import Queues, concert_keys, publish
@@ -77,7 +79,17 @@ async def reap_dead_processes(queues: Queues) -> int:
     return await reap(queues, dead)
 
 
+async def sweep_booking(queues: Queues, pool: asyncpg.Pool) -> None:
+    """Run-out holds and unexpired paid tokens; a database failure never stops admission."""
+    try:
+        await sweeper.sweep(queues, pool)
+    except (OSError, asyncpg.PostgresError) as e:
+        log.warning("booking sweep failed: %r", e)
+
+
 async def tick(queues: Queues, pool: asyncpg.Pool | None) -> dict[int, TickOutcome]:
+    if pool is not None:
+        await sweep_booking(queues, pool)
     outcomes = {}
     for raw in await queues.redis.smembers(keys.CONCERTS):
         cid = int(raw)

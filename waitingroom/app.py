@@ -10,6 +10,8 @@ import asyncpg
 from aiohttp import web
 from redis.asyncio import BlockingConnectionPool, Redis
 
+import booking.views
+
 from .appkeys import CONCERTS, HUB, METRICS, PG, QUEUES, REDIS, SETTINGS
 from .concerts import ConcertDirectory
 from .hub import Hub
@@ -74,4 +76,5 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.extend([_redis, _postgres, _hub])
     app.on_shutdown.append(_close_sockets)
     add_routes(app)
+    booking.views.add_routes(app)
     return app

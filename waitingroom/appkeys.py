@@ -6,6 +6,8 @@ import asyncpg
 from aiohttp import web
 from redis.asyncio import Redis
 
+from booking.catalog import Schedules
+
 from .concerts import ConcertDirectory
 from .hub import Hub
 from .metrics import Metrics
@@ -19,3 +21,4 @@ QUEUES = web.AppKey("queues", Queues)
 HUB = web.AppKey("hub", Hub)
 CONCERTS = web.AppKey("concerts", ConcertDirectory)
 METRICS = web.AppKey("metrics", Metrics)
+SCHEDULES = web.AppKey("schedules", Schedules)

@@ -58,3 +58,42 @@ class AdminUnauthorized(DomainError):
 
 class ServiceUnavailable(DomainError):
     status, code, title = 503, "service_unavailable", "A backing service is not answering"
+
+
+# -- booking ------------------------------------------------------------------------------
+class ScheduleNotFound(NotFound):
+    title = "No such schedule"
+
+
+class ReservationNotFound(NotFound):
+    title = "No such reservation"
+
+
+class SeatUnavailable(DomainError):
+    status, code, title = 409, "seat_unavailable", "Some of the seats are not on sale"
+
+
+class SeatLimit(DomainError):
+    status, code, title = 409, "seat_limit", "Too many seats for one user on this date"
+
+
+class HoldExpired(DomainError):
+    status, code, title = 409, "hold_expired", "The hold has ended; its seats are on sale again"
+
+
+class AlreadyPaid(DomainError):
+    status, code, title = 409, "already_paid", "The reservation is already paid"
+
+
+class InsufficientBalance(DomainError):
+    status, code, title = 402, "insufficient_balance", "The balance is too low"
+
+
+class IdempotencyKeyReused(DomainError):
+    status, code, title = (422, "idempotency_key_reused",
+                           "The Idempotency-Key was used before with another request")
+
+
+class IdempotencyInProgress(DomainError):
+    status, code, title = (409, "idempotency_in_progress",
+                           "A request with this Idempotency-Key is still running")

@@ -123,6 +123,14 @@ class Queues:
             raise TokenInvalid()
         return self._ticket(concert_id, token, raw)
 
+    async def lookup(self, token: str) -> tuple[int, TokenRecord]:
+        """The token's concert and record, read without counting as a sign of life."""
+        concert_id = await self.concert_of(token)
+        raw = await self.redis.hget(ConcertKeys(concert_id).tokens, token)
+        if raw is None:
+            raise TokenInvalid()
+        return concert_id, TokenRecord.parse(raw)
+
     async def attach(self, token: str, proc_id: str) -> Ticket:
         """A socket opens for this token on process proc_id."""
         concert_id = await self.concert_of(token)

@@ -1,0 +1,381 @@
+"""SQL of booking. The caller owns the connection and the transaction.
+
+A seat is on sale when it is AVAILABLE or its hold ran out (PENDING past hold_expires_at): an
+expired hold frees its seats at once, whether or not a sweeper has run (lazy expiry).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TypeAlias
+
+import asyncpg
+
+Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
+
+# Advisory lock namespaces (two-key form, apart from the migrator's one-key lock).
+LOCK_USER_HOLDS = 7301
+LOCK_IDEMPOTENCY_KEY = 7302
+
+# -- catalogue ----------------------------------------------------------------------------
+SCHEDULE_CONCERT = "SELECT concert_id FROM concert_schedules WHERE id = $1"
+
+LIST_SCHEDULES = """
+SELECT sc.id, sc.concert_date, count(*) AS available_seats
+FROM concert_schedules sc
+JOIN concert_seats s ON s.schedule_id = sc.id
+WHERE sc.concert_id = $1
+  AND (s.status = 'AVAILABLE' OR (s.status = 'PENDING' AND s.hold_expires_at <= now()))
+GROUP BY sc.id
+ORDER BY sc.concert_date, sc.id
+"""
+
+SEAT_MAP = """
+SELECT seat_number, price,
+       CASE WHEN status = 'PENDING' AND hold_expires_at <= now() THEN 'AVAILABLE' ELSE status END
+         AS status
+FROM concert_seats
+WHERE schedule_id = $1
+ORDER BY seat_number
+"""
+
+EXISTING_SEATS = """
+SELECT seat_number FROM concert_seats WHERE schedule_id = $1 AND seat_number = ANY($2::int[])
+"""
+
+# -- holds --------------------------------------------------------------------------------
+# Creates the user row when the admitter has not yet, then serialises this user's holds, so that
+# two at once cannot both pass MAX_SEATS_PER_USER. Only the same user's requests ever wait here.
+LOCK_USER = """
+WITH new_user AS (INSERT INTO users (id) VALUES ($1) ON CONFLICT DO NOTHING)
+SELECT pg_advisory_xact_lock($2, hashint8($1))
+"""
+
+# These seat numbers, those on sale and not locked by anyone else.
+PICK_NUMBERS = """
+WITH held AS (
+    SELECT coalesce(sum(seat_count), 0)::int AS seats FROM reservations
+    WHERE user_id = $1 AND schedule_id = $2 AND status IN ('WAITING', 'RESERVED')
+      AND (status = 'RESERVED' OR hold_expires_at > now())
+), picked AS (
+    SELECT id, seat_number, price, reservation_id FROM concert_seats
+    WHERE schedule_id = $2 AND seat_number = ANY($3::int[])
+      AND (status = 'AVAILABLE' OR (status = 'PENDING' AND hold_expires_at <= now()))
+    ORDER BY seat_number
+    FOR NO KEY UPDATE SKIP LOCKED
+)
+SELECT held.seats AS held, picked.* FROM held LEFT JOIN picked ON true
+"""
+
+# The lowest run of $3 adjacent seats on sale, else the lowest $3 (see pick_free_seats in the
+# migration: it locks only as far as it walks, never waiting).
+PICK_ANY = """
+WITH held AS (
+    SELECT coalesce(sum(seat_count), 0)::int AS seats FROM reservations
+    WHERE user_id = $1 AND schedule_id = $2 AND status IN ('WAITING', 'RESERVED')
+      AND (status = 'RESERVED' OR hold_expires_at > now())
+), picked AS (
+    SELECT * FROM pick_free_seats($2, $3)
+)
+SELECT held.seats AS held, picked.* FROM held LEFT JOIN picked ON true
+"""
+
+# Picked seats whose earlier hold ran out still name that reservation: end it (EXPIRED) and free
+# its other seats. A reservation locked by someone else (being paid or swept) is skipped, never
+# waited for; its ids come back, and their seats are not to be taken.
+EXPIRE_STALE_HOLDS = """
+WITH locked AS (
+    SELECT id FROM reservations
+    WHERE id = ANY($1::bigint[]) AND status = 'WAITING' AND hold_expires_at <= now()
+    FOR UPDATE SKIP LOCKED
+), expired AS (
+    UPDATE reservations r SET status = 'EXPIRED', updated_at = now()
+    FROM locked WHERE r.id = locked.id
+    RETURNING r.id
+), released AS (
+    UPDATE concert_seats SET status = 'AVAILABLE', reservation_id = NULL, hold_expires_at = NULL
+    WHERE id IN (SELECT id FROM concert_seats
+                 WHERE reservation_id IN (SELECT id FROM locked) AND status = 'PENDING'
+                   AND id <> ALL($2::bigint[])
+                 FOR NO KEY UPDATE SKIP LOCKED)
+)
+SELECT id FROM reservations
+WHERE id = ANY($1::bigint[]) AND status = 'WAITING' AND id NOT IN (SELECT id FROM expired)
+"""
+
+CREATE_HOLD = """
+WITH seats AS (
+    SELECT id, seat_number, price FROM concert_seats WHERE id = ANY($3::bigint[])
+), reservation AS (
+    INSERT INTO reservations (user_id, schedule_id, status, seat_count, total_price, hold_expires_at)
+    SELECT $1, $2, 'WAITING', count(*), sum(price), now() + make_interval(secs => $4)
+    FROM seats
+    RETURNING id, hold_expires_at, total_price
+), held AS (
+    UPDATE concert_seats s
+    SET status = 'PENDING', reservation_id = r.id, hold_expires_at = r.hold_expires_at
+    FROM reservation r WHERE s.id = ANY($3::bigint[])
+), links AS (
+    INSERT INTO reservation_seats (reservation_id, reservation_status, seat_id, seat_number, price)
+    SELECT r.id, 'WAITING', s.id, s.seat_number, s.price FROM reservation r, seats s
+)
+SELECT id, hold_expires_at, total_price FROM reservation
+"""
+
+GET_RESERVATION = """
+SELECT r.id, r.schedule_id, sc.concert_id, r.status, r.total_price, r.hold_expires_at,
+       r.status = 'WAITING' AND r.hold_expires_at <= now() AS ran_out,
+       array_agg(rs.seat_number ORDER BY rs.seat_number) AS seat_numbers,
+       array_agg(rs.price ORDER BY rs.seat_number) AS prices
+FROM reservations r
+JOIN concert_schedules sc ON sc.id = r.schedule_id
+JOIN reservation_seats rs ON rs.reservation_id = r.id
+WHERE r.id = $1 AND r.user_id = $2
+GROUP BY r.id, sc.concert_id
+"""
+
+# The caller's own reservation, locked: payments and releases of it run one at a time. Expiry is
+# judged by the clock at the moment the lock is held, not when the transaction began.
+LOCK_RESERVATION = """
+SELECT r.id, r.schedule_id, sc.concert_id, r.status, r.seat_count, r.total_price,
+       r.hold_expires_at <= clock_timestamp() AS ran_out
+FROM reservations r
+JOIN concert_schedules sc ON sc.id = r.schedule_id
+WHERE r.id = $1 AND r.user_id = $2
+FOR UPDATE OF r
+"""
+
+# End a WAITING hold ($2: CANCELED or EXPIRED) and put its seats back on sale.
+END_HOLD = """
+WITH ended AS (
+    UPDATE reservations SET status = $2, updated_at = now()
+    WHERE id = $1 AND status = 'WAITING'
+    RETURNING id
+)
+UPDATE concert_seats SET status = 'AVAILABLE', reservation_id = NULL, hold_expires_at = NULL
+WHERE reservation_id IN (SELECT id FROM ended) AND status = 'PENDING'
+"""
+
+# -- payments -----------------------------------------------------------------------------
+# Held to commit: a second request with the same key meanwhile is told it is in progress.
+TRY_LOCK_KEY = "SELECT pg_try_advisory_xact_lock($3, hashtext($1::bigint::text || ':' || $2))"
+
+FIND_PAYMENT = """
+SELECT p.id, p.reservation_id, p.amount, p.request_hash, l.balance_after
+FROM payments p
+JOIN balance_ledger l ON l.payment_id = p.id
+WHERE p.user_id = $1 AND p.idempotency_key = $2 AND p.state = 'COMPLETED'
+"""
+
+LOCK_HELD_SEATS = """
+SELECT id FROM concert_seats WHERE reservation_id = $1 AND status = 'PENDING'
+ORDER BY id
+FOR NO KEY UPDATE
+"""
+
+# Takes the money only if it is there: no row back means not enough, and nothing changed.
+DEBIT = """
+UPDATE balances SET balance = balance - $2, updated_at = now()
+WHERE user_id = $1 AND balance >= $2
+RETURNING balance
+"""
+
+COMPLETE_PAYMENT = """
+WITH payment AS (
+    INSERT INTO payments (reservation_id, user_id, amount, state, idempotency_key, request_hash,
+                          token)
+    VALUES ($1, $2, $3, 'COMPLETED', $4, $5, $6)
+    RETURNING id
+), ledger AS (
+    INSERT INTO balance_ledger (user_id, kind, amount, balance_after, payment_id)
+    SELECT $2, 'PAYMENT', -$3::bigint, $7, id FROM payment
+), seats AS (
+    UPDATE concert_seats SET status = 'RESERVED', hold_expires_at = NULL
+    WHERE reservation_id = $1 AND status = 'PENDING'
+), reservation AS (
+    UPDATE reservations SET status = 'RESERVED', updated_at = now() WHERE id = $1
+)
+SELECT id FROM payment
+"""
+
+MARK_TOKEN_EXPIRED = """
+UPDATE payments SET token_expired_at = now(), updated_at = now()
+WHERE id = ANY($1::bigint[]) AND token_expired_at IS NULL
+"""
+
+TOKENS_TO_EXPIRE = """
+SELECT id, token::text AS token FROM payments
+WHERE state = 'COMPLETED' AND token_expired_at IS NULL
+ORDER BY id
+LIMIT $1
+"""
+
+# -- balance ------------------------------------------------------------------------------
+GET_BALANCE = "SELECT balance FROM balances WHERE user_id = $1"
+
+CHARGE = """
+WITH new_user AS (
+    INSERT INTO users (id) VALUES ($1) ON CONFLICT DO NOTHING
+), balance AS (
+    INSERT INTO balances (user_id, balance) VALUES ($1, $2)
+    ON CONFLICT (user_id) DO UPDATE SET balance = balances.balance + EXCLUDED.balance,
+                                        updated_at = now()
+    RETURNING balance
+)
+INSERT INTO balance_ledger (user_id, kind, amount, balance_after)
+SELECT $1, 'CHARGE', $2, balance FROM balance
+RETURNING balance_after
+"""
+
+# -- sweeper ------------------------------------------------------------------------------
+# Holds that ran out: EXPIRED, seats back on sale. Reservations being paid or released, or taken
+# by another sweeper, are skipped; a seat being looked at by a hold is waited for (briefly).
+EXPIRE_HOLDS = """
+WITH expired AS (
+    UPDATE reservations SET status = 'EXPIRED', updated_at = now()
+    WHERE id IN (SELECT id FROM reservations
+                 WHERE status = 'WAITING' AND hold_expires_at <= now()
+                 ORDER BY hold_expires_at
+                 LIMIT $1
+                 FOR UPDATE SKIP LOCKED)
+      AND status = 'WAITING'
+    RETURNING id
+), released AS (
+    UPDATE concert_seats s SET status = 'AVAILABLE', reservation_id = NULL, hold_expires_at = NULL
+    FROM expired e WHERE s.reservation_id = e.id AND s.status = 'PENDING'
+    RETURNING s.id
+)
+SELECT (SELECT count(*) FROM expired) AS reservations, (SELECT count(*) FROM released) AS seats
+"""
+
+# Seats still PENDING after their reservation ended some other way (a hold took one of its
+# seats and could not lock the rest at that moment).
+RELEASE_ORPHANS = """
+UPDATE concert_seats SET status = 'AVAILABLE', reservation_id = NULL, hold_expires_at = NULL
+WHERE id IN (SELECT s.id FROM concert_seats s
+             WHERE s.status = 'PENDING' AND s.hold_expires_at <= now()
+               AND NOT EXISTS (SELECT 1 FROM reservations r
+                               WHERE r.id = s.reservation_id AND r.status = 'WAITING')
+             ORDER BY s.hold_expires_at
+             LIMIT $1
+             FOR NO KEY UPDATE OF s SKIP LOCKED)
+  AND status = 'PENDING' AND hold_expires_at <= now()
+"""
+
+
+# -- functions ----------------------------------------------------------------------------
+async def schedule_concert(conn: Conn, schedule_id: int) -> int | None:
+    value = await conn.fetchval(SCHEDULE_CONCERT, schedule_id)
+    return int(value) if value is not None else None
+
+
+async def list_schedules(conn: Conn, concert_id: int) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await conn.fetch(LIST_SCHEDULES, concert_id)
+    return rows
+
+
+async def seat_map(conn: Conn, schedule_id: int) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await conn.fetch(SEAT_MAP, schedule_id)
+    return rows
+
+
+async def existing_seats(conn: Conn, schedule_id: int, numbers: Sequence[int]) -> set[int]:
+    return {r["seat_number"] for r in await conn.fetch(EXISTING_SEATS, schedule_id, list(numbers))}
+
+
+async def lock_user(conn: asyncpg.Connection, user_id: int) -> None:
+    await conn.execute(LOCK_USER, user_id, LOCK_USER_HOLDS)
+
+
+async def pick_numbers(conn: asyncpg.Connection, user_id: int, schedule_id: int,
+                       numbers: Sequence[int]) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await conn.fetch(PICK_NUMBERS, user_id, schedule_id, list(numbers))
+    return rows
+
+
+async def pick_any(conn: asyncpg.Connection, user_id: int, schedule_id: int,
+                   quantity: int) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await conn.fetch(PICK_ANY, user_id, schedule_id, quantity)
+    return rows
+
+
+async def expire_stale_holds(conn: asyncpg.Connection, reservation_ids: Sequence[int],
+                             keep_seat_ids: Sequence[int]) -> set[int]:
+    """End run-out holds of these reservations; returns the ids that someone else has locked."""
+    rows = await conn.fetch(EXPIRE_STALE_HOLDS, list(reservation_ids), list(keep_seat_ids))
+    return {r["id"] for r in rows}
+
+
+async def create_hold(conn: asyncpg.Connection, user_id: int, schedule_id: int,
+                      seat_ids: Sequence[int], ttl_seconds: int) -> asyncpg.Record:
+    row = await conn.fetchrow(CREATE_HOLD, user_id, schedule_id, list(seat_ids), float(ttl_seconds))
+    assert row is not None
+    return row
+
+
+async def get_reservation(conn: Conn, reservation_id: int, user_id: int) -> asyncpg.Record | None:
+    return await conn.fetchrow(GET_RESERVATION, reservation_id, user_id)
+
+
+async def lock_reservation(conn: asyncpg.Connection, reservation_id: int,
+                           user_id: int) -> asyncpg.Record | None:
+    return await conn.fetchrow(LOCK_RESERVATION, reservation_id, user_id)
+
+
+async def end_hold(conn: asyncpg.Connection, reservation_id: int, status: str) -> None:
+    await conn.execute(END_HOLD, reservation_id, status)
+
+
+async def try_lock_key(conn: asyncpg.Connection, user_id: int, key: str) -> bool:
+    return bool(await conn.fetchval(TRY_LOCK_KEY, user_id, key, LOCK_IDEMPOTENCY_KEY))
+
+
+async def find_payment(conn: Conn, user_id: int, key: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(FIND_PAYMENT, user_id, key)
+
+
+async def lock_held_seats(conn: asyncpg.Connection, reservation_id: int) -> int:
+    return len(await conn.fetch(LOCK_HELD_SEATS, reservation_id))
+
+
+async def debit(conn: asyncpg.Connection, user_id: int, amount: int) -> int | None:
+    value = await conn.fetchval(DEBIT, user_id, amount)
+    return int(value) if value is not None else None
+
+
+async def complete_payment(conn: asyncpg.Connection, *, reservation_id: int, user_id: int,
+                           amount: int, key: str, request_hash: bytes, token: str,
+                           balance_after: int) -> int:
+    return int(await conn.fetchval(COMPLETE_PAYMENT, reservation_id, user_id, amount, key,
+                                   request_hash, token, balance_after))
+
+
+async def mark_token_expired(conn: Conn, payment_ids: Sequence[int]) -> None:
+    await conn.execute(MARK_TOKEN_EXPIRED, list(payment_ids))
+
+
+async def tokens_to_expire(conn: Conn, limit: int) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await conn.fetch(TOKENS_TO_EXPIRE, limit)
+    return rows
+
+
+async def get_balance(conn: Conn, user_id: int) -> int:
+    value = await conn.fetchval(GET_BALANCE, user_id)
+    return int(value) if value is not None else 0
+
+
+async def charge(conn: Conn, user_id: int, amount: int) -> int:
+    return int(await conn.fetchval(CHARGE, user_id, amount))
+
+
+async def expire_holds(conn: Conn, limit: int) -> tuple[int, int]:
+    """(reservations expired, seats released) of at most limit run-out holds."""
+    row = await conn.fetchrow(EXPIRE_HOLDS, limit)
+    assert row is not None
+    return int(row["reservations"]), int(row["seats"])
+
+
+async def release_orphans(conn: Conn, limit: int) -> int:
+    status = await conn.execute(RELEASE_ORPHANS, limit)
+    return int(status.split()[-1])
+

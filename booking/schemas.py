@@ -1,0 +1,84 @@
+"""Wire types of booking: request bodies that validate themselves, and the answers."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+
+from waitingroom.schemas import Id, Request, Response
+
+# Seat numbers are PostgreSQL integers; anything larger cannot be a seat of any schedule.
+SeatNumber = Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1, description="A seat number")]
+# A request never needs more seats than MAX_SEATS_PER_USER allows (at most 1000).
+MAX_SEATS_PER_REQUEST = 1000
+Amount = Annotated[int, msgspec.Meta(ge=1, le=10_000_000,
+                                     description="Won to add to the balance, 1 .. 10,000,000")]
+SeatStatus = Literal["AVAILABLE", "PENDING", "RESERVED"]
+ReservationStatus = Literal["WAITING", "RESERVED", "CANCELED", "EXPIRED"]
+
+
+class HoldRequest(Request):
+    """Hold seats: either these seat numbers, or the best `quantity` seats (exactly one)."""
+
+    schedule_id: Id
+    seat_numbers: Annotated[
+        list[SeatNumber],
+        msgspec.Meta(min_length=1, max_length=MAX_SEATS_PER_REQUEST,
+                     description="The seats to hold, all or none; no number twice"),
+    ] | msgspec.UnsetType = msgspec.UNSET
+    quantity: Annotated[
+        int,
+        msgspec.Meta(ge=1, le=MAX_SEATS_PER_REQUEST,
+                     description="How many seats: adjacent ones when a run is free, else the lowest"),
+    ] | msgspec.UnsetType = msgspec.UNSET
+
+
+class PaymentRequest(Request):
+    """Pay for a WAITING hold from the balance; send an Idempotency-Key header."""
+
+    reservation_id: Id
+
+
+class ChargeRequest(Request):
+    """Add money to the caller's balance."""
+
+    amount: Amount
+
+
+class ScheduleOut(Response):
+    id: int
+    concert_date: str
+    available_seats: int
+
+
+class SeatOut(Response):
+    seat_number: int
+    price: int
+    status: SeatStatus
+
+
+class HeldSeat(Response):
+    seat_number: int
+    price: int
+
+
+class ReservationOut(Response):
+    id: int
+    schedule_id: int
+    seats: list[HeldSeat]
+    total_price: int
+    status: ReservationStatus
+    hold_expires_at: str
+
+
+class PaymentOut(Response):
+    id: int
+    reservation_id: int
+    amount: int
+    state: Literal["COMPLETED"]
+    balance: int
+
+
+class BalanceOut(Response):
+    balance: int

@@ -1,0 +1,162 @@
+"""HTTP handlers of booking and balance. Thin: gate, validation, one booking call, one answer."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import msgspec
+from aiohttp import web
+
+from waitingroom import errors
+from waitingroom.appkeys import PG, QUEUES, SCHEDULES, SETTINGS
+from waitingroom.problems import path_id, read_json
+from waitingroom.views import reply
+
+from . import holds, payments, queries
+from .catalog import Schedules
+from .gate import holder
+from .schemas import (
+    BalanceOut,
+    ChargeRequest,
+    HeldSeat,
+    HoldRequest,
+    PaymentOut,
+    PaymentRequest,
+    ReservationOut,
+    ScheduleOut,
+    SeatOut,
+)
+
+IDEMPOTENCY_KEY = "Idempotency-Key"
+MAX_KEY_LENGTH = 64
+
+
+def _time(value: datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# -- reads --------------------------------------------------------------------------------
+async def list_schedules(request: web.Request) -> web.Response:
+    concert_id = path_id(request, "concert_id")
+    (await holder(request)).admitted_to(concert_id)
+    rows = await queries.list_schedules(request.app[PG], concert_id)
+    return reply([ScheduleOut(id=r["id"], concert_date=r["concert_date"].isoformat(),
+                              available_seats=r["available_seats"]) for r in rows])
+
+
+async def seat_map(request: web.Request) -> web.Response:
+    schedule_id = path_id(request, "schedule_id")
+    who = await holder(request)
+    who.admitted()
+    who.check_concert(await request.app[SCHEDULES].concert_of(request.app[PG], schedule_id))
+    rows = await queries.seat_map(request.app[PG], schedule_id)
+    return reply([SeatOut(seat_number=r["seat_number"], price=r["price"], status=r["status"])
+                  for r in rows])
+
+
+# -- holds --------------------------------------------------------------------------------
+def _check_hold(body: HoldRequest) -> None:
+    if (body.seat_numbers is msgspec.UNSET) == (body.quantity is msgspec.UNSET):
+        raise errors.ValidationFailed("Send exactly one of seat_numbers and quantity",
+                                      field="seat_numbers")
+    if isinstance(body.seat_numbers, list) and len(set(body.seat_numbers)) != len(body.seat_numbers):
+        raise errors.ValidationFailed("A seat number appears twice", field="seat_numbers")
+
+
+async def create_reservation(request: web.Request) -> web.Response:
+    who = await holder(request)
+    body = await read_json(request, HoldRequest)
+    _check_hold(body)
+    user_id = who.admitted()
+    pool = request.app[PG]
+    who.check_concert(await request.app[SCHEDULES].concert_of(pool, body.schedule_id))
+    settings = request.app[SETTINGS]
+    async with pool.acquire() as conn:
+        held = await holds.hold(
+            conn, user_id=user_id, schedule_id=body.schedule_id,
+            seat_numbers=body.seat_numbers if isinstance(body.seat_numbers, list) else None,
+            quantity=body.quantity if isinstance(body.quantity, int) else None,
+            ttl_seconds=settings.hold_ttl, max_seats=settings.max_seats_per_user)
+    return reply(ReservationOut(
+        id=held.id, schedule_id=held.schedule_id,
+        seats=[HeldSeat(seat_number=n, price=p) for n, p in held.seats],
+        total_price=held.total_price, status="WAITING",
+        hold_expires_at=_time(held.hold_expires_at)), status=201)
+
+
+async def get_reservation(request: web.Request) -> web.Response:
+    reservation_id = path_id(request, "reservation_id")
+    who = await holder(request)
+    user_id = who.admitted()
+    row = await queries.get_reservation(request.app[PG], reservation_id, user_id)
+    if row is None:
+        raise errors.ReservationNotFound(f"You have no reservation {reservation_id}")
+    who.check_concert(row["concert_id"])
+    return reply(ReservationOut(
+        id=row["id"], schedule_id=row["schedule_id"],
+        seats=[HeldSeat(seat_number=n, price=p) for n, p in zip(row["seat_numbers"], row["prices"])],
+        total_price=row["total_price"], status="EXPIRED" if row["ran_out"] else row["status"],
+        hold_expires_at=_time(row["hold_expires_at"])))
+
+
+async def delete_reservation(request: web.Request) -> web.Response:
+    reservation_id = path_id(request, "reservation_id")
+    who = await holder(request)
+    user_id = who.admitted()
+    async with request.app[PG].acquire() as conn:
+        await holds.release(conn, reservation_id=reservation_id, user_id=user_id,
+                            check_concert=who.check_concert)
+    return web.Response(status=204)
+
+
+# -- payments -----------------------------------------------------------------------------
+def _idempotency_key(request: web.Request) -> str:
+    key = request.headers.get(IDEMPOTENCY_KEY)
+    if key is None:
+        raise errors.ValidationFailed("The Idempotency-Key header is required",
+                                      field=IDEMPOTENCY_KEY)
+    if not 1 <= len(key) <= MAX_KEY_LENGTH or not key.isprintable():
+        raise errors.ValidationFailed(
+            f"The Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable characters",
+            field=IDEMPOTENCY_KEY)
+    return key
+
+
+async def create_payment(request: web.Request) -> web.Response:
+    who = await holder(request)
+    body = await read_json(request, PaymentRequest)
+    key = _idempotency_key(request)
+    pool = request.app[PG]
+    async with pool.acquire() as conn:
+        paid = await payments.pay(conn, holder=who, reservation_id=body.reservation_id, key=key,
+                                  fingerprint=payments.request_hash(body))
+    if paid.token_to_expire:
+        await payments.expire_token(request.app[QUEUES], pool, paid.id, who.token)
+    return reply(PaymentOut(id=paid.id, reservation_id=paid.reservation_id, amount=paid.amount,
+                            state="COMPLETED", balance=paid.balance), status=201)
+
+
+# -- balance ------------------------------------------------------------------------------
+async def get_balance(request: web.Request) -> web.Response:
+    user_id = (await holder(request)).live()
+    return reply(BalanceOut(balance=await queries.get_balance(request.app[PG], user_id)))
+
+
+async def charge_balance(request: web.Request) -> web.Response:
+    user_id = (await holder(request)).live()
+    body = await read_json(request, ChargeRequest)
+    return reply(BalanceOut(balance=await queries.charge(request.app[PG], user_id, body.amount)),
+                 status=201)
+
+
+def add_routes(app: web.Application) -> None:
+    """Booking and balance routes, and the schedule cache they share."""
+    app[SCHEDULES] = Schedules()
+    app.router.add_get("/api/v1/concerts/{concert_id}/schedules", list_schedules)
+    app.router.add_get("/api/v1/schedules/{schedule_id}/seats", seat_map)
+    app.router.add_post("/api/v1/reservations", create_reservation)
+    app.router.add_get("/api/v1/reservations/{reservation_id}", get_reservation)
+    app.router.add_delete("/api/v1/reservations/{reservation_id}", delete_reservation)
+    app.router.add_post("/api/v1/payments", create_payment)
+    app.router.add_get("/api/v1/balance", get_balance)
+    app.router.add_post("/api/v1/balance/charges", charge_balance)
