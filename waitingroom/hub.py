@@ -193,9 +193,14 @@ class Hub:
 
     async def tick(self) -> None:
         started = time.perf_counter()
-        lease_ms = int(max(5.0, 5 * self.tick_interval) * 1000)
-        live = await self.queues.scripts.lease(keys=[keys.PROCS], args=[self.proc_id, lease_ms])
+        lease_ms = int(max(2.0, 5 * self.tick_interval) * 1000)
+        lapsed, *live = await self.queues.scripts.lease(keys=[keys.PROCS],
+                                                        args=[self.proc_id, lease_ms])
         self.others = [p.decode() for p in live if p.decode() != self.proc_id]
+        if lapsed and self.by_token:
+            # Our lease ran out (a long pause) and an admitter may have released our sockets'
+            # tokens: hold them again before their grace period ends.
+            await self._reattach()
         concerts = [(cid, view) for cid, view in self.concerts.items() if view.waiters]
         if not concerts:
             self.last_tick_seconds = time.perf_counter() - started
@@ -264,6 +269,15 @@ class Hub:
                 await self.admitted(waiter, rec.expires_ms)
             elif rec.state == "EXPIRED":
                 await self.expired(waiter, rec.reason or "timeout")
+
+    async def _reattach(self) -> None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for token, waiters in self.by_token.items():
+                if waiters and waiters[0].waiting:
+                    k = ConcertKeys(waiters[0].concert_id)
+                    pipe.sadd(k.held(self.proc_id), token)
+                    pipe.zadd(k.seen, {token: float("inf")}, xx=True)
+            await pipe.execute()
 
     async def close_all(self) -> None:
         """Shutdown: tell every client to reconnect elsewhere, and release the held tokens."""
