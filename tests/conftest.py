@@ -25,8 +25,9 @@ from waitingroom.servers import postgres_reachable, throwaway_postgres, throwawa
 from waitingroom.settings import Settings
 
 
-
-def pytest_asyncio_loop_factories(config: Any, item: Any) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+def pytest_asyncio_loop_factories(
+    config: Any, item: Any
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
     return {"uvloop": uvloop.new_event_loop}
 
 
@@ -69,8 +70,8 @@ def database_url() -> Iterator[str]:
 @pytest.fixture
 def make_settings(redis_url: str, database_url: str) -> Callable[..., Settings]:
     def make(**overrides: Any) -> Settings:
-        values: dict[str, Any] = dict(database_url=database_url, redis_url=redis_url,
-                                      admin_token="test-admin", tick_interval=0.1)
+        values: dict[str, Any] = {"database_url": database_url, "redis_url": redis_url,
+                                  "admin_token": "test-admin", "tick_interval": 0.1}
         values.update(overrides)
         return Settings(**values)
 

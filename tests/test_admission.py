@@ -7,19 +7,14 @@ import contextlib
 
 from tests.conftest import eventually
 from waitingroom import admission
-from waitingroom.queue import Queues
+from waitingroom.queue import Queues, redis_ms
 
 STATE = "wr:{c:1}:state"
 
 
-async def _redis_ms(redis) -> int:
-    sec, usec = await redis.time()
-    return sec * 1000 + usec // 1000
-
-
 async def _tick_after(queues: Queues, seconds: float) -> admission.TickOutcome:
     """One admission tick as if `seconds` of Redis time had passed since the last one."""
-    await queues.redis.hset(STATE, "last_ms", await _redis_ms(queues.redis) - int(seconds * 1000))
+    await queues.redis.hset(STATE, "last_ms", await redis_ms(queues.redis) - int(seconds * 1000))
     return (await admission.tick(queues, None))[1]
 
 
@@ -43,9 +38,9 @@ async def running(*admitters, pool=None):
 async def _measured_rate(queues: Queues, count: int) -> float:
     """Admissions per second of Redis time over the next `count` admissions."""
     await eventually(lambda: _admitted(queues, 1), timeout=5)
-    a0, t0 = await _admitted_total(queues), await _redis_ms(queues.redis)
+    a0, t0 = await _admitted_total(queues), await redis_ms(queues.redis)
     await eventually(lambda: _admitted(queues, a0 + count), timeout=30)
-    a1, t1 = await _admitted_total(queues), await _redis_ms(queues.redis)
+    a1, t1 = await _admitted_total(queues), await redis_ms(queues.redis)
     return (a1 - a0) / ((t1 - t0) / 1000)
 
 

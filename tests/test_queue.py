@@ -40,7 +40,7 @@ async def test_concurrent_joins_get_distinct_exact_places(queues):
 
 
 async def test_leave_expires_token_and_moves_those_behind(queues):
-    a, b, c = [await queues.join(1, u) for u in (1, 2, 3)]
+    _, b, c = [await queues.join(1, u) for u in (1, 2, 3)]
     await queues.end(b.token, "left")
     status = await queues.status(b.token)
     assert (status.record.state, status.record.reason) == ("EXPIRED", "left")

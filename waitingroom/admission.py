@@ -14,7 +14,8 @@ from booking import sweeper
 
 from . import keys, queries
 from .hub import reap
-from .queue import Queues, concert_keys, publish
+from .queue import Queues, concert_keys, publish, redis_ms
+from .records import text
 from .schemas import AdmittedEvent, ExpiredEvent
 from .ticker import every
 
@@ -74,8 +75,8 @@ async def admit_concert(queues: Queues, pool: asyncpg.Pool | None, concert_id: i
 async def reap_dead_processes(queues: Queues) -> int:
     """Release the sockets' tokens of web processes whose lease ran out."""
     redis = queues.redis
-    sec, usec = await redis.time()
-    dead = [p.decode() for p in await redis.zrangebyscore(keys.PROCS, "-inf", sec * 1000 + usec // 1000)]
+    now_ms = await redis_ms(redis)
+    dead = [text(p) for p in await redis.zrangebyscore(keys.PROCS, "-inf", now_ms)]
     return await reap(queues, dead)
 
 
@@ -92,7 +93,7 @@ async def tick(queues: Queues, pool: asyncpg.Pool | None) -> dict[int, TickOutco
         await sweep_booking(queues, pool)
     outcomes = {}
     for raw in await queues.redis.smembers(keys.CONCERTS):
-        cid = int(raw)
+        cid = int(text(raw))
         outcomes[cid] = await admit_concert(queues, pool, cid)
     await reap_dead_processes(queues)
     return outcomes

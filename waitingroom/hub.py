@@ -22,11 +22,17 @@ from redis.asyncio import Redis
 
 from . import keys
 from .keys import ConcertKeys
-from .queue import Queues, concert_keys, publish
-from .records import RateInfo, TokenRecord, rfc3339
+from .queue import Queues, concert_keys, redis_ms
+from .records import RateInfo, TokenRecord, rfc3339, text
+from .schemas import (
+    AdmittedEvent,
+    AdmittedFrame,
+    AnyEvent,
+    ExpiredFrame,
+    Frame,
+    PositionFrame,
+)
 from .ticker import every
-from .schemas import (AdmittedEvent, AdmittedFrame, AnyEvent, ExpiredEvent, ExpiredFrame, Frame,
-                      PositionFrame)
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +191,7 @@ class Hub:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
             finally:
-                await pubsub.aclose()
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     # -- the tick ------------------------------------------------------------------------
     async def run(self) -> None:
@@ -217,7 +223,7 @@ class Hub:
                     pipe.zrangebyscore(k.deplog, f"({view.seq}", "+inf")
             raw = await pipe.execute()
         recheck: list[Waiter] = []
-        for i, (cid, view) in enumerate(concerts):
+        for i, (_, view) in enumerate(concerts):
             (cursor, depseq, measured), (cfg_rate, paused), departed = raw[3 * i:3 * i + 3]
             self._advance(view, int(cursor or 0), int(depseq or 0), departed)
             view.rate = RateInfo.parse(cfg_rate, paused, measured, self.queues.settings.admit_rate)
@@ -260,7 +266,7 @@ class Hub:
             for w in waiters:
                 pipe.hget(ConcertKeys(w.concert_id).tokens, w.token)
             records = await pipe.execute()
-        for waiter, raw in zip(waiters, records):
+        for waiter, raw in zip(waiters, records, strict=True):
             if raw is None:
                 await self.expired(waiter, "dropped")
                 continue
@@ -296,10 +302,9 @@ async def reap(queues: Queues, dead: list[str]) -> int:
     if not dead:
         return 0
     redis = queues.redis
-    concert_ids = [int(c) for c in await redis.smembers(keys.CONCERTS)]
-    now = await redis.time()
-    now_ms = now[0] * 1000 + now[1] // 1000
-    live = [p.decode() for p in await redis.zrangebyscore(keys.PROCS, now_ms, "+inf")]
+    concert_ids = [int(text(c)) for c in await redis.smembers(keys.CONCERTS)]
+    now_ms = await redis_ms(redis)
+    live = [text(p) for p in await redis.zrangebyscore(keys.PROCS, now_ms, "+inf")]
     live = [p for p in live if p not in dead]
     released = 0
     for cid in concert_ids:

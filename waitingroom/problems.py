@@ -6,7 +6,7 @@ import functools
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import asyncpg
 import msgspec
@@ -46,14 +46,15 @@ def _field_of(message: str) -> str | None:
 
 
 @functools.cache
-def _decoder(kind: type[T]) -> msgspec.json.Decoder[T]:
+def _decoder(kind: Any) -> msgspec.json.Decoder[Any]:
     return msgspec.json.Decoder(kind)
 
 
 def decode(body: bytes, kind: type[T]) -> T:
     """Decode and validate a JSON body, or raise ValidationFailed naming the field."""
     try:
-        return _decoder(kind).decode(body)
+        value: T = _decoder(cast(Any, kind)).decode(body)
+        return value
     except msgspec.ValidationError as e:
         raise errors.ValidationFailed(str(e), field=_field_of(str(e))) from None
     except msgspec.DecodeError as e:

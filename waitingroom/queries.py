@@ -26,7 +26,8 @@ WHERE token = ANY($1::uuid[]) AND state = 'AVAILABLE'
 
 
 async def list_concerts(conn: asyncpg.Pool | asyncpg.Connection) -> list[asyncpg.Record]:
-    return await conn.fetch(LIST_CONCERTS)
+    rows: list[asyncpg.Record] = await conn.fetch(LIST_CONCERTS)
+    return rows
 
 
 async def get_concert(conn: asyncpg.Pool | asyncpg.Connection, concert_id: int) -> asyncpg.Record | None:

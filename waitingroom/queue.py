@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 import msgspec
 from redis.asyncio import Redis
+from redis.typing import EncodableT, FieldT
 
 from . import keys, queries
 from .errors import TokenInvalid
@@ -29,6 +30,12 @@ _encode = msgspec.json.Encoder().encode
 async def publish(redis: Redis, concert_id: int, event: AnyEvent) -> None:
     """Tell every web process's sockets of this concert."""
     await redis.publish(keys.channel(concert_id), _encode(event))
+
+
+async def redis_ms(redis: Redis) -> int:
+    """Redis's clock in milliseconds: the one clock every process agrees on."""
+    sec, usec = await redis.time()
+    return int(sec) * 1000 + int(usec) // 1000
 
 
 def concert_keys(concert_id: int) -> list[str]:
@@ -189,7 +196,7 @@ class Queues:
     async def configure(self, concert_id: int, *, admit_rate: float | None = None,
                         max_active: int | None = None, paused: bool | None = None) -> None:
         """Change a concert's live configuration; every process reads it within a tick."""
-        fields: dict[str, str] = {}
+        fields: dict[FieldT, EncodableT] = {}
         if admit_rate is not None:
             fields["admit_rate"] = repr(float(admit_rate))
         if max_active is not None:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import dataclasses
 import math
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 State = Literal["WAITING", "AVAILABLE", "EXPIRED"]
 STATES: dict[str, State] = {"W": "WAITING", "A": "AVAILABLE", "E": "EXPIRED"}
 
 
-def _text(value: bytes | str) -> str:
+def text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
@@ -25,7 +25,7 @@ class TokenRecord:
 
     @classmethod
     def parse(cls, raw: bytes | str) -> TokenRecord:
-        s, user, ticket, expires, reason = _text(raw).split("|")
+        s, user, ticket, expires, reason = text(raw).split("|")
         return cls(STATES[s], int(user), int(ticket), int(expires) if expires else None,
                    reason or None)
 
@@ -41,9 +41,9 @@ class RateInfo:
     @classmethod
     def parse(cls, cfg_rate: object, paused: object, measured: object, default_rate: float) -> RateInfo:
         return cls(
-            float(_text(cfg_rate)) if cfg_rate else default_rate,  # type: ignore[arg-type]
-            bool(paused) and _text(paused) == "1",  # type: ignore[arg-type]
-            float(_text(measured)) if measured else None,  # type: ignore[arg-type]
+            float(text(cfg_rate)) if cfg_rate else default_rate,
+            bool(paused) and text(paused) == "1",
+            float(text(measured)) if measured else None,
         )
 
     @property

@@ -44,7 +44,7 @@ def postgres_reachable(url: str | None) -> bool:
     async def probe() -> bool:
         try:
             conn = await asyncpg.connect(url, timeout=2)
-        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError, ValueError):
+        except (TimeoutError, OSError, asyncpg.PostgresError, ValueError):
             return False
         await conn.close()
         return True
@@ -94,7 +94,7 @@ def throwaway_postgres() -> Iterator[str]:
     import pgserver
 
     tmp = tempfile.mkdtemp(prefix="wr-pg-")
-    server = pgserver.get_server(tmp, cleanup_mode="delete")
+    server = pgserver.get_server(tmp, cleanup_mode="delete")  # type: ignore[attr-defined]
     try:
         yield server.get_uri()
     finally:

@@ -13,8 +13,19 @@ from .hub import CLOSE_EXPIRED, CLOSE_UNKNOWN, Waiter
 from .problems import bearer, path_id, read_json
 from .queue import Ticket, valid_token
 from .records import rfc3339
-from .schemas import (AdminQueueOut, AdmittedFrame, ConcertOut, ExpiredFrame, JoinOut, JoinRequest,
-                      PingFrame, PongFrame, QueuePatch, QueueStatusOut, QueueSummary)
+from .schemas import (
+    AdminQueueOut,
+    AdmittedFrame,
+    ConcertOut,
+    ExpiredFrame,
+    JoinOut,
+    JoinRequest,
+    PingFrame,
+    PongFrame,
+    QueuePatch,
+    QueueStatusOut,
+    QueueSummary,
+)
 
 _encode = msgspec.json.Encoder().encode
 _decode_ping = msgspec.json.Decoder(PingFrame).decode
@@ -90,7 +101,7 @@ async def queue_socket(request: web.Request) -> web.WebSocketResponse:
         await ws.send_str(_encode(ExpiredFrame(reason=rec.reason or "timeout")).decode())  # type: ignore[arg-type]
         await ws.close(code=CLOSE_EXPIRED, message=b"token expired")
         return ws
-    waiter = Waiter(ws=ws, transport=request.transport, token=ticket.token,  # type: ignore[arg-type]
+    waiter = Waiter(ws=ws, transport=request.transport, token=ticket.token,
                     concert_id=ticket.concert_id, ticket=rec.ticket,
                     waiting=rec.state == "WAITING", expires_ms=rec.expires_ms)
     hub.add(waiter)
