@@ -94,7 +94,8 @@ async def get_reservation(request: web.Request) -> web.Response:
     who.check_concert(row["concert_id"])
     return reply(ReservationOut(
         id=row["id"], schedule_id=row["schedule_id"],
-        seats=[HeldSeat(seat_number=n, price=p) for n, p in zip(row["seat_numbers"], row["prices"])],
+        seats=[HeldSeat(seat_number=n, price=p)
+               for n, p in zip(row["seat_numbers"], row["prices"], strict=True)],
         total_price=row["total_price"], status="EXPIRED" if row["ran_out"] else row["status"],
         hold_expires_at=_time(row["hold_expires_at"])))
 

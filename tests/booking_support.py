@@ -14,15 +14,15 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from booking.sweeper import sweep
+from tests.conftest import eventually
 from waitingroom import admission
 from waitingroom.app import create_app
 from waitingroom.appkeys import QUEUES
 from waitingroom.queue import Queues
 from waitingroom.settings import Settings
-from tests.conftest import eventually
 
 # A shop where nobody waits long: admission is instant, holds last the contract's default.
-FAST = dict(admit_rate=1_000_000.0, max_active=1_000_000)
+FAST = {"admit_rate": 1_000_000.0, "max_active": 1_000_000}
 
 
 @dataclasses.dataclass

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.booking_support import Shop, make_shop, shop  # noqa: F401
-from tests.booking_support import check_invariants, gather_all
+from tests.booking_support import Shop, check_invariants, gather_all, make_shop, shop  # noqa: F401
 
 
 async def test_schedules_seat_map_and_a_hold(shop: Shop) -> None:

@@ -6,8 +6,7 @@ import asyncio
 import random
 import uuid
 
-from tests.booking_support import Shop, make_shop, shop  # noqa: F401
-from tests.booking_support import gather_all, table_counts
+from tests.booking_support import Shop, gather_all, make_shop, shop, table_counts  # noqa: F401
 
 
 async def _queue_state(shop: Shop, token: str) -> tuple[str, str | None]:
@@ -84,7 +83,7 @@ async def test_ten_payments_against_five_payments_worth(shop: Shop) -> None:
         tokens.append(token)
         holds.append((await shop.hold(token, sid, seats=[1])).body["id"])
     await shop.charge(tokens[0], 50_000)
-    answers = await gather_all([shop.pay(t, rid) for t, rid in zip(tokens, holds)])
+    answers = await gather_all([shop.pay(t, rid) for t, rid in zip(tokens, holds, strict=True)])
     assert sorted(a.status for a in answers) == [201] * 5 + [402] * 5
     assert await shop.pg.fetchval("SELECT balance FROM balances WHERE user_id = $1", user) == 0
     assert await shop.pg.fetchval(
@@ -193,14 +192,14 @@ async def test_expiry_races_payment_and_sweeper(make_shop) -> None:  # type: ign
                 await shop.sweep()
                 await asyncio.sleep(0.01)
 
-        pays = [shop.pay(t, rid, key=uuid.uuid4().hex) for t, rid in zip(tokens, holds)]
+        pays = [shop.pay(t, rid, key=uuid.uuid4().hex) for t, rid in zip(tokens, holds, strict=True)]
         grabs = [shop.hold(t, sid, seats=[i + 1]) for i, t in enumerate(rival_tokens)]
         results = await asyncio.gather(gather_all(pays), gather_all(grabs), sweeper(), sweeper())
         paid, grabbed = results[0], results[1]
         await shop.sweep()
         states = {r["id"]: r["status"] for r in await shop.pg.fetch(
             "SELECT id, status FROM reservations WHERE id = ANY($1::bigint[])", holds)}
-        for rid, pay, grab in zip(holds, paid, grabbed):
+        for rid, pay, grab in zip(holds, paid, grabbed, strict=True):
             assert pay.status in (201, 409), pay.body
             if pay.status == 201:
                 assert states[rid] == "RESERVED"
