@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Iterable
 
 import msgspec
-from aiohttp import WSCloseCode, web
+from aiohttp import WSCloseCode, WSMsgType, web
 from redis.asyncio import Redis
 
 from . import keys
@@ -90,6 +90,7 @@ class Hub:
         self.concerts: dict[int, ConcertView] = {}
         self.last_tick_seconds = 0.0
         self.frames_sent = 0
+        self._closing: set[asyncio.Task[bool]] = set()
 
     # -- sockets -------------------------------------------------------------------------
     def add(self, waiter: Waiter) -> None:
@@ -124,12 +125,11 @@ class Hub:
         if transport is not None and transport.get_write_buffer_size() > SLOW_CLIENT_BYTES:
             waiter.slow_ticks += 1
             if waiter.slow_ticks >= SLOW_CLIENT_TICKS:
-                asyncio.get_running_loop().create_task(
-                    ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"too slow"))
+                self.close(waiter, WSCloseCode.POLICY_VIOLATION, b"too slow")
             return False
         waiter.slow_ticks = 0
         try:
-            await ws.send_str(_encode(frame).decode())
+            await ws.send_frame(_encode(frame), WSMsgType.TEXT)
         except (ConnectionError, RuntimeError):
             return False
         self.frames_sent += 1
@@ -142,9 +142,15 @@ class Hub:
         await self.send(waiter, AdmittedFrame(expires_at=rfc3339(expires_ms),
                                               concert_id=waiter.concert_id))
 
+    def close(self, waiter: Waiter, code: int, message: bytes) -> None:
+        """Close a socket in the background: the closing handshake waits on the client."""
+        task = asyncio.get_running_loop().create_task(waiter.ws.close(code=code, message=message))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
     async def expired(self, waiter: Waiter, reason: str) -> None:
         await self.send(waiter, ExpiredFrame(reason=reason))  # type: ignore[arg-type]
-        await waiter.ws.close(code=CLOSE_EXPIRED, message=b"token expired")
+        self.close(waiter, CLOSE_EXPIRED, b"token expired")
 
     async def position(self, waiter: Waiter, view: ConcertView, position: int) -> None:
         """Send the position if it or the ETA changed; a position never goes up."""
@@ -289,7 +295,9 @@ class Hub:
         """Shutdown: tell every client to reconnect elsewhere, and release the held tokens."""
         for view in list(self.concerts.values()):
             for waiter in list(view.waiters):
-                await waiter.ws.close(code=WSCloseCode.GOING_AWAY, message=b"server going away")
+                self.close(waiter, WSCloseCode.GOING_AWAY, b"server going away")
+        if self._closing:
+            await asyncio.wait(list(self._closing), timeout=5)
         await self.release()
 
     async def release(self) -> None:
