@@ -194,3 +194,42 @@ async def test_admin_patch_reaches_a_second_web_process(aiohttp_client, settings
     assert resp.status == 200 and (await resp.json())["admit_rate"] == 5.5
     frame = await asyncio.wait_for(next_frame(ws, "position"), 1.5)
     assert frame["admit_rate"] == 5.5
+
+
+async def test_slow_client_is_skipped_then_closed_without_holding_up_others(client, concert):
+    from waitingroom.appkeys import HUB
+    from waitingroom.hub import SLOW_CLIENT_TICKS
+    from waitingroom.schemas import PositionFrame
+
+    slow_t, fast_t = [(await join(client, concert, u))["token"] for u in (1, 2)]
+    slow = await client.ws_connect(f"/ws/queue?token={slow_t}")  # never read from again
+    fast = await client.ws_connect(f"/ws/queue?token={fast_t}")
+    await next_frame(fast)
+    hub = client.app[HUB]
+    await eventually(lambda: _has(hub, slow_t))
+    waiter = hub.by_token[slow_t][0]
+    frame = PositionFrame(position=1, eta_seconds=1, admit_rate=1.0)
+    # Stuff the slow client's pipes until the hub refuses to queue more for it.
+    for sent in range(200_000):
+        if not await hub.send(waiter, frame):
+            break
+    else:
+        raise AssertionError("the hub never noticed the slow client")
+    assert sent > 100
+    # Everyone else is served at once.
+    fast_waiter = hub.by_token[fast_t][0]
+    assert await asyncio.wait_for(hub.send(fast_waiter, frame), 1)
+    assert (await next_frame(fast))["position"] == 1
+    # A client that stays behind is closed with 1008.
+    for _ in range(SLOW_CLIENT_TICKS):
+        await hub.send(waiter, frame)
+    await eventually(lambda: _closed(waiter.ws), timeout=15)
+    await slow.close()
+
+
+async def _has(hub, token: str) -> bool:
+    return token in hub.by_token
+
+
+async def _closed(ws) -> bool:
+    return ws.closed
