@@ -210,12 +210,11 @@ async def test_slow_client_is_skipped_then_closed_without_holding_up_others(clie
     waiter = hub.by_token[slow_t][0]
     frame = PositionFrame(position=1, eta_seconds=1, admit_rate=1.0)
     # Stuff the slow client's pipes until the hub refuses to queue more for it.
-    for sent in range(200_000):
+    for _ in range(200_000):
         if not await hub.send(waiter, frame):
             break
     else:
         raise AssertionError("the hub never noticed the slow client")
-    assert sent > 100
     # Everyone else is served at once.
     fast_waiter = hub.by_token[fast_t][0]
     assert await asyncio.wait_for(hub.send(fast_waiter, frame), 1)
