@@ -27,7 +27,8 @@ local counter = 0
 function request()
   counter = counter + 1
   local uid = base + tid * 100000000 + counter
-  return wrk.format("POST", path, headers, '{"user_id":' .. uid .. '}')
+  -- %%.0f: plain concatenation would print a 15-digit id in exponent form, which is no integer.
+  return wrk.format("POST", path, headers, string.format('{"user_id":%%.0f}', uid))
 end
 
 function done(summary, latency, requests)
