@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import hmac
+from pathlib import Path
 
 import msgspec
 from aiohttp import WSMsgType, web
+from aiohttp.typedefs import Handler
+
+from booking.audit import audit
 
 from . import errors
 from .appkeys import CONCERTS, HUB, METRICS, PG, QUEUES, REDIS, SETTINGS
@@ -183,7 +187,28 @@ async def admin_patch_queue(request: web.Request) -> web.Response:
     return await _admin_figures(request, concert_id)
 
 
+# -- pages --------------------------------------------------------------------------------
+STATIC = Path(__file__).parent / "static"
+
+
+def _page(name: str) -> Handler:
+    async def page(request: web.Request) -> web.FileResponse:
+        return web.FileResponse(STATIC / name, headers={"Cache-Control": "no-cache"})
+
+    return page
+
+
+async def admin_audit(request: web.Request) -> web.Response:
+    """The shop's invariants, checked in SQL (no seat sold twice; the money adds up)."""
+    _admin(request)
+    return reply(await audit(request.app[PG]))
+
+
 def add_routes(app: web.Application) -> None:
+    app.router.add_get("/", _page("index.html"))
+    app.router.add_get(r"/queue/{concert_id:\d+}", _page("queue.html"))
+    app.router.add_get(r"/book/{concert_id:\d+}", _page("book.html"))
+    app.router.add_static("/static/", STATIC, append_version=False)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
@@ -194,3 +219,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/ws/queue", queue_socket)
     app.router.add_get("/admin/concerts/{concert_id}/queue", admin_queue)
     app.router.add_patch("/admin/concerts/{concert_id}/queue", admin_patch_queue)
+    app.router.add_get("/admin/audit", admin_audit)
