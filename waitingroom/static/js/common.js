@@ -1,0 +1,112 @@
+// Shared by every page: the user id, queue tokens per concert, calls to the API, formatting.
+
+const KEY = "wr.";
+
+export const store = {
+  get(name) {
+    try { return JSON.parse(localStorage.getItem(KEY + name)); } catch { return null; }
+  },
+  set(name, value) {
+    try { localStorage.setItem(KEY + name, JSON.stringify(value)); } catch { /* private mode */ }
+  },
+  drop(name) {
+    try { localStorage.removeItem(KEY + name); } catch { /* private mode */ }
+  },
+};
+
+export const userId = () => store.get("user");
+
+export function setUserId(id) {
+  if (id !== userId()) {
+    // Tokens belong to the previous user: forget them.
+    for (const k of Object.keys(localStorage)) {
+      if (k.startsWith(KEY + "ticket.") || k.startsWith(KEY + "hold.")) localStorage.removeItem(k);
+    }
+  }
+  store.set("user", id);
+}
+
+/** The queue ticket of a concert: {token, first (position on arrival), expires_at}. */
+export const ticket = (concertId) => store.get("ticket." + concertId);
+export const saveTicket = (concertId, t) => store.set("ticket." + concertId, t);
+export const dropTicket = (concertId) => store.drop("ticket." + concertId);
+
+/** The concert id in the page's path (/queue/7, /book/7). */
+export const pathId = () => Number(location.pathname.split("/")[2]);
+
+/** An API answer that is not a success: `code` is the problem's machine word. */
+export class ApiError extends Error {
+  constructor(status, problem) {
+    super(problem.detail || problem.title || `HTTP ${status}`);
+    this.status = status;
+    this.code = problem.code || (status === 0 ? "network" : "unknown");
+    this.problem = problem;
+  }
+}
+
+/** Call the API; resolves with the JSON answer (null for 204), rejects with ApiError. */
+export async function api(method, path, { token, body, headers = {} } = {}) {
+  const h = { ...headers };
+  if (token) h.Authorization = "Bearer " + token;
+  if (body !== undefined) h["Content-Type"] = "application/json";
+  let resp;
+  try {
+    resp = await fetch(path, { method, headers: h, body: body === undefined ? undefined : JSON.stringify(body),
+                               cache: "no-store" });
+  } catch {
+    throw new ApiError(0, { code: "network", detail: "The server could not be reached." });
+  }
+  if (resp.status === 204) return null;
+  let data = null;
+  try { data = await resp.json(); } catch { /* not JSON */ }
+  if (!resp.ok) throw new ApiError(resp.status, data || { code: resp.status >= 500 ? "server" : "unknown" });
+  return data;
+}
+
+export const $ = (sel, root = document) => root.querySelector(sel);
+
+/** Set an element's text only when it changes (no needless repaints or announcements). */
+export function text(el, value) {
+  const s = String(value);
+  if (el.textContent !== s) el.textContent = s;
+}
+
+const won = new Intl.NumberFormat(undefined, { style: "currency", currency: "KRW" });
+const count = new Intl.NumberFormat();
+export const money = (n) => won.format(n);
+export const num = (n) => count.format(n);
+
+/** "less than a minute", "about 3 min", "about 1 h 20 min". */
+export function duration(seconds) {
+  if (seconds == null) return "unknown";
+  if (seconds < 60) return "less than a minute";
+  const m = Math.round(seconds / 60);
+  if (m < 60) return `about ${m} min`;
+  return `about ${Math.floor(m / 60)} h ${m % 60} min`;
+}
+
+/** "4:05" left until an RFC 3339 time, or "0:00". */
+export function clock(until) {
+  const left = Math.max(0, Math.floor((Date.parse(until) - Date.now()) / 1000));
+  const h = Math.floor(left / 3600), m = Math.floor(left / 60) % 60, s = left % 60;
+  const mm = h ? String(m).padStart(2, "0") : String(m);
+  return (h ? h + ":" : "") + mm + ":" + String(s).padStart(2, "0");
+}
+
+export const secondsLeft = (until) => (Date.parse(until) - Date.now()) / 1000;
+
+export const localTime = (iso) =>
+  new Date(iso).toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+
+/** One ticking timer for every countdown on the page; stops when there is none. */
+const ticks = new Set();
+let tickTimer = 0;
+export function everySecond(fn) {
+  ticks.add(fn);
+  fn();
+  if (!tickTimer) tickTimer = setInterval(() => { for (const f of ticks) f(); }, 1000);
+  return () => {
+    ticks.delete(fn);
+    if (!ticks.size) { clearInterval(tickTimer); tickTimer = 0; }
+  };
+}
