@@ -10,18 +10,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import aiohttp
 import asyncpg
 import pytest
 import uvloop
 from redis.asyncio import Redis
 
 from db.migrate import migrate_url
-from waitingroom.servers import postgres_reachable, throwaway_postgres, throwaway_redis
+from waitingroom.servers import free_port, postgres_reachable, throwaway_postgres, throwaway_redis
 from waitingroom.settings import Settings
 
 
@@ -154,3 +156,49 @@ def admin_headers(settings: Settings) -> dict[str, str]:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+class Proc:
+    def __init__(self, proc: asyncio.subprocess.Process, port: int | None) -> None:
+        self.proc, self.port = proc, port
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@pytest.fixture
+async def spawn(redis_url: str, database_url: str, pg, redis) -> AsyncIterator[Callable]:
+    """Start `waitingroom <command>` processes; each is stopped (by its pid) after the test.
+
+    `start(command, port=None, **env)`: a web process listens on `port` (a free one by default);
+    keyword arguments override environment variables.
+    """
+    started: list[Proc] = []
+    env = dict(os.environ, REDIS_URL=redis_url, DATABASE_URL=database_url, ADMIN_TOKEN="k",
+               TICK_INTERVAL="0.1", WAIT_GRACE="1", LOG_LEVEL="WARNING")
+
+    async def start(command: str, port: int | None = None, **overrides: str) -> Proc:
+        if command == "web":
+            port = port or free_port()
+        args = [command, "--port", str(port), "--host", "127.0.0.1"] if port else [command]
+        proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "waitingroom", *args,
+                                                    env=dict(env, **overrides))
+        p = Proc(proc, port)
+        started.append(p)
+        if port:
+            async def up() -> bool:
+                try:
+                    async with aiohttp.ClientSession() as s, s.get(p.url + "/readyz") as r:
+                        return r.status == 200
+                except aiohttp.ClientError:
+                    return False
+
+            await eventually(up, timeout=20, interval=0.1)
+        return p
+
+    yield start
+    for p in started:
+        if p.proc.returncode is None:
+            p.proc.kill()
+        await p.proc.wait()

@@ -2,61 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import os
 import signal
-import sys
-from collections.abc import AsyncIterator, Callable
 
 import aiohttp
-import pytest
 
 from tests.conftest import eventually
 from waitingroom.keys import ConcertKeys
 from waitingroom.records import TokenRecord
-from waitingroom.servers import free_port
-
-
-class Proc:
-    def __init__(self, proc: asyncio.subprocess.Process, port: int | None) -> None:
-        self.proc, self.port = proc, port
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-
-@pytest.fixture
-async def spawn(redis_url: str, database_url: str, pg, redis) -> AsyncIterator[Callable]:
-    """Start `waitingroom <command>` processes; each is stopped (by its pid) after the test."""
-    started: list[Proc] = []
-    env = dict(os.environ, REDIS_URL=redis_url, DATABASE_URL=database_url, ADMIN_TOKEN="k",
-               TICK_INTERVAL="0.1", WAIT_GRACE="1", LOG_LEVEL="WARNING")
-
-    async def start(command: str) -> Proc:
-        port = free_port() if command == "web" else None
-        args = [command, "--port", str(port), "--host", "127.0.0.1"] if port else [command]
-        proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "waitingroom", *args,
-                                                    env=env)
-        p = Proc(proc, port)
-        started.append(p)
-        if port:
-            async def up() -> bool:
-                try:
-                    async with aiohttp.ClientSession() as s, s.get(p.url + "/readyz") as r:
-                        return r.status == 200
-                except aiohttp.ClientError:
-                    return False
-
-            await eventually(up, timeout=20, interval=0.1)
-        return p
-
-    yield start
-    for p in started:
-        if p.proc.returncode is None:
-            p.proc.kill()
-        await p.proc.wait()
 
 
 async def frame(ws: aiohttp.ClientWebSocketResponse) -> dict:
