@@ -1,0 +1,361 @@
+"""The pages in headless Chromium, against real `web` and `admitter` processes.
+
+Skipped when no Chromium is installed (scripts/test installs Debian's when run as root).
+Screenshots of the pages are saved under artifacts/screenshots/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import re
+import shutil
+import signal
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+import pytest
+
+from tests.conftest import Proc, eventually
+
+CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+pytestmark = [
+    pytest.mark.skipif(not os.access(CHROMIUM, os.X_OK),
+                       reason="no Chromium found: install Debian's `chromium` "
+                              "(scripts/test does so when run as root)"),
+    pytest.mark.skipif(importlib.util.find_spec("playwright") is None,
+                       reason="Playwright is not installed: pip install -e '.[browser]'"),
+]
+
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run"]
+SHOTS = Path(__file__).resolve().parent.parent / "artifacts" / "screenshots"
+ADMIN = {"Authorization": "Bearer k"}  # the spawn fixture's ADMIN_TOKEN
+# Quick ticks; a long grace so that a restart never costs anyone their place.
+ENV = {"TICK_INTERVAL": "0.2", "WAIT_GRACE": "30"}
+WAIT = 10_000  # ms: the longest any page may take to show what it should
+
+
+@pytest.fixture(scope="session")
+async def browser() -> AsyncIterator[Any]:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        b = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        await b.close()
+
+
+async def add_show(pg: asyncpg.Pool, seats: int = 10, price: int = 10_000) -> tuple[int, int]:
+    """A concert with one date of numbered seats: (concert id, schedule id)."""
+    async with pg.acquire() as conn, conn.transaction():
+        cid = await conn.fetchval("INSERT INTO concerts (name, host) VALUES ($1, 'Test Hall')"
+                                  " RETURNING id", f"Aurora Live {uuid.uuid4().hex[:4]}")
+        sid = await conn.fetchval("INSERT INTO concert_schedules (concert_id, concert_date)"
+                                  " VALUES ($1, $2) RETURNING id", cid, date(2026, 12, 24))
+        await conn.execute("INSERT INTO concert_seats (schedule_id, seat_number, price)"
+                           " SELECT $1, n, $3 FROM generate_series(1, $2) n", sid, seats, price)
+    return int(cid), int(sid)
+
+
+class Site:
+    """The running web process, seen by a plain HTTP client (the organiser, other buyers)."""
+
+    def __init__(self, web: Proc, http: aiohttp.ClientSession) -> None:
+        self.web, self.http = web, http
+
+    @property
+    def url(self) -> str:
+        return self.web.url
+
+    async def queue(self, cid: int, **patch: Any) -> None:
+        async with self.http.patch(f"{self.url}/admin/concerts/{cid}/queue", json=patch,
+                                   headers=ADMIN) as r:
+            assert r.status == 200, await r.text()
+
+    async def join(self, cid: int, user: int) -> str:
+        async with self.http.post(f"{self.url}/api/v1/concerts/{cid}/queue",
+                                  json={"user_id": user}) as r:
+            assert r.status in (200, 201), await r.text()
+            return str((await r.json())["token"])
+
+    async def admitted(self, cid: int, user: int) -> str:
+        """A token of `user` that the admitter has let through."""
+        token = await self.join(cid, user)
+
+        async def through() -> bool:
+            async with self.http.get(f"{self.url}/api/v1/queue",
+                                     headers={"Authorization": f"Bearer {token}"}) as r:
+                return (await r.json())["state"] == "AVAILABLE"
+
+        await eventually(through, timeout=10, interval=0.1)
+        return token
+
+    async def call(self, method: str, path: str, token: str, body: Any,
+                   status: int = 201, **headers: str) -> Any:
+        headers["Authorization"] = f"Bearer {token}"
+        async with self.http.request(method, self.url + path, json=body, headers=headers) as r:
+            assert r.status == status, await r.text()
+            return await r.json()
+
+    async def buy(self, cid: int, sid: int, user: int, seats: list[int], pay: bool) -> None:
+        """Another buyer holds `seats` (and pays for them when `pay`) over plain HTTP."""
+        token = await self.admitted(cid, user)
+        held = await self.call("POST", "/api/v1/reservations", token,
+                               {"schedule_id": sid, "seat_numbers": seats})
+        if pay:
+            await self.call("POST", "/api/v1/balance/charges", token, {"amount": 10_000_000})
+            await self.call("POST", "/api/v1/payments", token, {"reservation_id": held["id"]},
+                            **{"Idempotency-Key": uuid.uuid4().hex})
+
+
+@pytest.fixture
+async def site(spawn: Callable[..., Awaitable[Proc]]) -> AsyncIterator[Site]:
+    web = await spawn("web", **ENV)
+    await spawn("admitter", **ENV)
+    async with aiohttp.ClientSession() as http:
+        yield Site(web, http)
+
+
+@pytest.fixture
+async def contexts(browser: Any) -> AsyncIterator[Callable[[], Awaitable[Any]]]:
+    """New browser contexts (separate storage: separate people); closed after the test."""
+    made: list[Any] = []
+
+    async def make(**options: Any) -> Any:
+        ctx = await browser.new_context(**options)
+        ctx.set_default_timeout(WAIT)
+        made.append(ctx)
+        return ctx
+
+    yield make
+    for ctx in made:
+        await ctx.close()
+
+
+async def shot(page: Any, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+async def booking_page(contexts: Callable[[], Awaitable[Any]], site: Site, cid: int,
+                       user: int) -> Any:
+    """A page on the booking page of `cid` for an admitted `user`."""
+    token = await site.admitted(cid, user)
+    page = await (await contexts()).new_page()
+    await page.goto(site.url + "/healthz")  # same origin, to fill localStorage
+    await page.evaluate("""([cid, user, token]) => {
+        localStorage.setItem("wr.user", JSON.stringify(user));
+        localStorage.setItem("wr.ticket." + cid, JSON.stringify({token}));
+    }""", [cid, user, token])
+    await page.goto(f"{site.url}/book/{cid}")
+    await page.locator("#seats .seat").first.wait_for()
+    return page
+
+
+def seat(page: Any, n: int) -> Any:
+    return page.get_by_role("button", name=re.compile(rf"^Seat {n},"))
+
+
+# -- the waiting room ---------------------------------------------------------------------
+async def test_waiting_page_shows_place_then_admission_and_moves_on_to_booking(
+        pg, site, contexts):
+    from playwright.async_api import expect
+
+    cid, _ = await add_show(pg)
+    await site.queue(cid, paused=True)
+    for user in (1, 2):
+        await site.join(cid, user)
+    page = await (await contexts()).new_page()
+    sizes: dict[str, int] = {}
+    page.on("response", lambda r: sizes.__setitem__(r.url, int(r.headers.get("content-length", 0))))
+
+    await page.goto(site.url + "/")
+    await page.get_by_label("Your user id").fill("42")
+    await page.get_by_role("button", name="Use this id").click()
+    await expect(page.locator("#who-id")).to_have_text("42")
+    card = page.locator(".concerts li", has_text="Aurora Live")
+    await expect(card.locator(".waiting")).to_have_text("2")
+    await expect(card.locator(".eta")).to_have_text("paused by the organiser")
+    sizes.clear()
+    await card.get_by_role("button", name=re.compile("Join the queue")).click()
+
+    await page.wait_for_url(f"**/queue/{cid}")
+    await expect(page.locator("#position")).to_have_text("3")
+    await expect(page.locator("#ahead")).to_have_text("2")
+    await expect(page.locator("#eta")).to_have_text("paused")
+    await expect(page.locator("#status")).to_contain_text("paused by the organiser")
+    await expect(page.locator("#status")).to_have_attribute("aria-live", "polite")
+    await shot(page, "waiting")
+    # HTML, CSS and JavaScript of the waiting page together stay small.
+    assert 0 < sum(v for k, v in sizes.items() if "/api/" not in k) < 24_000, sizes
+
+    # Refreshing, or a second tab, keeps the same token and place.
+    token = await page.evaluate(f"JSON.parse(localStorage.getItem('wr.ticket.{cid}')).token")
+    await page.reload()
+    await expect(page.locator("#position")).to_have_text("3")
+    second = await page.context.new_page()
+    await second.goto(f"{site.url}/queue/{cid}")
+    await expect(second.locator("#position")).to_have_text("3")
+    assert await second.evaluate(f"JSON.parse(localStorage.getItem('wr.ticket.{cid}')).token") == token
+    await second.close()
+
+    await site.queue(cid, paused=False, admit_rate=50)
+    await expect(page.locator("#admitted")).to_be_visible()
+    await expect(page.locator("#status")).to_contain_text("It's your turn")
+    await expect(page.locator("#deadline-left")).to_have_text(re.compile(r"^\d+:\d\d$"))
+    await page.wait_for_url(f"**/book/{cid}")
+    await expect(page.locator("#seats .seat")).to_have_count(10)
+
+
+async def test_restarted_web_process_page_reconnects_and_keeps_its_place(
+        pg, spawn, site, contexts):
+    from playwright.async_api import expect
+
+    cid, _ = await add_show(pg)
+    await site.queue(cid, paused=True)
+    for user in (1, 2, 3):
+        await site.join(cid, user)
+    page = await (await contexts()).new_page()
+    await page.goto(site.url + "/healthz")
+    await page.evaluate("localStorage.setItem('wr.user', '77')")
+    await page.goto(f"{site.url}/queue/{cid}")
+    await expect(page.locator("#position")).to_have_text("4")
+    token = await page.evaluate(f"JSON.parse(localStorage.getItem('wr.ticket.{cid}')).token")
+
+    site.web.proc.send_signal(signal.SIGTERM)
+    await expect(page.locator("#status")).to_contain_text("reconnecting")
+    assert await site.web.proc.wait() == 0
+    await spawn("web", port=site.web.port, **ENV)
+
+    await expect(page.locator("#status")).to_contain_text("paused by the organiser", timeout=20_000)
+    await expect(page.locator("#status")).not_to_contain_text("reconnecting")
+    await expect(page.locator("#position")).to_have_text("4")
+    await expect(page.locator("#ahead")).to_have_text("3")
+    assert await page.evaluate(f"JSON.parse(localStorage.getItem('wr.ticket.{cid}')).token") == token
+
+
+# -- booking ------------------------------------------------------------------------------
+async def test_pick_hold_charge_pay_then_the_seat_is_sold_on_another_map(pg, site, contexts):
+    from playwright.async_api import expect
+
+    cid, sid = await add_show(pg, price=30_000)
+    await site.queue(cid, admit_rate=1000)
+    await site.buy(cid, sid, 98, [7, 8], pay=False)
+    await site.buy(cid, sid, 99, [9, 10], pay=True)
+    page = await booking_page(contexts, site, cid, 42)
+    keys: list[str | None] = []
+    page.on("request", lambda r: keys.append(r.headers.get("idempotency-key"))
+            if r.url.endswith("/api/v1/payments") else None)
+
+    await expect(page.locator("#window-left")).to_have_text(re.compile(r"^\d+:\d\d$"))
+    await expect(page.locator("#balance")).to_contain_text("0")
+    await expect(page.locator("#dates button")).to_have_text([re.compile("6 left")])
+    await expect(seat(page, 7)).to_have_attribute("aria-label", re.compile("held by someone"))
+    await expect(seat(page, 9)).to_have_attribute("aria-label", re.compile("sold"))
+    await seat(page, 9).click(force=True)  # not on sale: nothing picked
+    await expect(seat(page, 9)).to_have_attribute("aria-pressed", "false")
+    await seat(page, 3).click()
+    await seat(page, 4).click()
+    await seat(page, 4).click()  # changed my mind
+    await expect(seat(page, 3)).to_have_attribute("aria-pressed", "true")
+    await expect(seat(page, 4)).to_have_attribute("aria-pressed", "false")
+    await shot(page, "seat-map")
+    await page.get_by_role("button", name="Hold seat 3").click()
+    await expect(page.locator("#hold")).to_be_visible()
+    await expect(page.locator("#hold-seats")).to_have_text("3")
+    await expect(page.locator("#hold-left")).to_have_text(re.compile(r"^[45]:\d\d$"))
+    await expect(seat(page, 3)).to_have_attribute("aria-label", re.compile("held for you"))
+
+    await page.locator("#pay").click()  # no money yet
+    await expect(page.locator("#alert")).to_contain_text("less than the")
+    await expect(page.locator("#charge-amount")).to_have_value("30000")
+    await expect(page.locator("#charge-amount")).to_be_focused()
+    await page.get_by_role("button", name="Add to balance").click()
+    await expect(page.locator("#alert")).to_contain_text("Your balance is now")
+    await page.locator("#pay").click()
+
+    await expect(page.locator("#done")).to_be_visible()
+    await expect(page.locator("#receipt")).to_contain_text("Seat: 3")
+    await expect(page.locator("#receipt")).to_contain_text("Balance left:")
+    await shot(page, "confirmation")
+    # Two payment attempts of one hold: one Idempotency-Key, reused on the retry.
+    assert len(keys) == 2 and keys[0] == keys[1] and re.fullmatch(r"[0-9a-f-]{36}", keys[0] or "")
+    # The receipt survives a reload (the token is used up by the payment).
+    await page.reload()
+    await expect(page.locator("#receipt")).to_contain_text("Seat: 3")
+
+    other = await booking_page(contexts, site, cid, 43)
+    await expect(seat(other, 3)).to_have_attribute("aria-label", re.compile("sold"))
+    await expect(seat(other, 3)).to_have_class(re.compile("RESERVED"))
+    await expect(seat(other, 2)).to_have_attribute("aria-label", re.compile("free"))
+
+
+async def test_two_buyers_go_for_the_same_seat_one_gets_it_the_other_is_told(
+        pg, site, contexts):
+    from playwright.async_api import expect
+
+    cid, _ = await add_show(pg)
+    await site.queue(cid, admit_rate=1000)
+    pages = [await booking_page(contexts, site, cid, user) for user in (51, 52)]
+    for page in pages:
+        await seat(page, 5).click()
+        await seat(page, 6).click()
+    await asyncio.gather(*(p.get_by_role("button", name="Hold seats 5 and 6").click()
+                           for p in pages))
+
+    async def won(page: Any) -> bool:
+        await page.locator("#hold:visible, #alert .notice").first.wait_for()
+        return await page.locator("#hold").is_visible()
+
+    outcome = [await won(p) for p in pages]
+    assert sorted(outcome) == [False, True], outcome
+    loser = pages[outcome.index(False)]
+    await expect(loser.locator("#alert")).to_contain_text("seats 5 and 6 were just taken")
+    for n in (5, 6):
+        await expect(seat(loser, n)).to_have_attribute("aria-label", re.compile("held by someone"))
+        await expect(seat(loser, n)).to_have_attribute("aria-pressed", "false")
+    await expect(loser.locator("#hold-picked")).to_be_disabled()
+    # The map stays usable: the loser holds the next seats along.
+    await seat(loser, 7).click()
+    await loser.get_by_role("button", name="Hold seat 7").click()
+    await expect(loser.locator("#hold-seats")).to_have_text("7")
+
+
+async def test_seat_map_is_keyboard_operable_and_fits_a_phone(pg, site, contexts):
+    from playwright.async_api import expect
+
+    cid, _ = await add_show(pg, seats=20)
+    await site.queue(cid, admit_rate=1000)
+    token = await site.admitted(cid, 61)
+    ctx = await contexts(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    page = await ctx.new_page()
+    await page.goto(site.url + "/healthz")
+    await page.evaluate(f"""localStorage.setItem("wr.user", "61");
+        localStorage.setItem("wr.ticket.{cid}", JSON.stringify({{token: "{token}"}}))""")
+    await page.goto(f"{site.url}/book/{cid}")
+    await seat(page, 1).focus()
+    await page.keyboard.press("ArrowRight")
+    await page.keyboard.press("ArrowDown")  # five seats a row on a phone
+    await expect(seat(page, 7)).to_be_focused()
+    await page.keyboard.press("Enter")
+    await expect(seat(page, 7)).to_have_attribute("aria-pressed", "true")
+    await page.keyboard.press("Space")
+    await expect(seat(page, 7)).to_have_attribute("aria-pressed", "false")
+    assert await page.evaluate("document.documentElement.scrollWidth <= innerWidth")
+    await page.get_by_label("pick the").select_option("2")
+    await page.get_by_role("button", name="best seats for me").click()
+    await expect(page.locator("#hold-seats")).to_have_text("1, 2")
+    await shot(page, "seat-map-phone")
+    # Back in the queue's time window after it ran out: the page explains and offers the queue.
+    await site.http.delete(f"{site.url}/api/v1/queue", headers={"Authorization": f"Bearer {token}"})
+    await page.locator("#pay").click()
+    await expect(page.locator("#blocked-title")).to_have_text("Your booking time is over")
+    await expect(page.get_by_role("button", name="Join the queue again")).to_be_visible()
+
