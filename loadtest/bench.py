@@ -33,7 +33,7 @@ from waitingroom.servers import free_port
 from . import profile, wrk
 from .chart import draw
 from .clients import ClientPool
-from .procstat import cpu_seconds, raise_nofile, rss_bytes
+from .procstat import cpu_seconds, machine_jiffies, raise_nofile, rss_bytes
 from .report import Report, fmt, ratio, verdict
 from .sampler import Sampler, parse_metrics
 from .stack import Proc, Stack, managed, start_bare
@@ -136,9 +136,16 @@ class Bench:
             await self.wrk(self.bare_url, 1, p.warm)
             bare = self.bare_one = await self.wrk(self.bare_url, 1, p.joins)
             await self.wrk(self.url, 2, p.warm)
+            redis_pid = redis_server_pid(self.redis_url)
+            pids = [x for x in (self.web_pid, redis_pid) if x]
+            c0, t0 = [cpu_seconds(x) for x in pids], time.monotonic()
             gw = self.joins_one = await self.wrk(self.url, 3, p.joins)
+            busy = [(cpu_seconds(x) - c) / (time.monotonic() - t0) for x, c in zip(pids, c0)]
         r = gw.rps / bare.rps
         ok = r >= 0.5 and gw.p99_ms < 50
+        names = (["web"] if self.web_pid else []) + (["redis-server"] if redis_pid else [])
+        self.report.facts["CPU during the gateway joins"] = ", ".join(
+            f"{n} {b:.0%} of one core" for n, b in zip(names, busy)) or "n/a"
         if not ok:
             self.missed.add("joins")
         c = f"{p.connections} conn"
@@ -238,6 +245,7 @@ class Bench:
                 await self.configure(cid, admit_rate=p.admit_rate)
                 await asyncio.sleep(max(3.0, p.warm + 1))
                 st0 = await self._admit_state(redis, cid)
+                cl0, mj0 = sum(map(cpu_seconds, pool.pids)), machine_jiffies()
                 m0, c0, t0 = await self.metrics(), cpu_seconds(pid) if pid else 0, time.monotonic()
                 ticks = []
                 for _ in range(int(p.admission)):
@@ -245,6 +253,7 @@ class Bench:
                     ticks.append((await self.metrics())["waitingroom_position_tick_seconds"])
                 m1, c1, t1 = await self.metrics(), cpu_seconds(pid) if pid else 0, time.monotonic()
                 st1 = await self._admit_state(redis, cid)
+                cl1, mj1 = sum(map(cpu_seconds, pool.pids)), machine_jiffies()
                 fps = (m1["waitingroom_frames_sent"] - m0["waitingroom_frames_sent"]) / (t1 - t0)
                 tick = statistics.median(ticks)
                 capacity = fps / tick if tick else 0.0  # frames per second of tick time
@@ -291,6 +300,10 @@ class Bench:
                                        f"errors {ready['errors'] or 'none'}); bare "
                                        f"{bare['connected']:,.0f}")
         rep.facts["frames received by the clients"] = json.dumps(done["frames"])
+        rep.facts["CPU during fan-out + admission"] = (
+            f"machine {100 * (mj1[0] - mj0[0]) / max(1, mj1[1] - mj0[1]):.0f} % busy of "
+            f"{os.cpu_count()} cores; WebSocket client processes {100 * (cl1 - cl0) / (t1 - t0):.0f} "
+            "% of one core in all")
         self._admission(st0, st1, t1 - t0, published, done["admitted"])
 
     async def _follow(self, redis: Redis, cid: int, published: dict[str, float]) -> None:
@@ -329,6 +342,8 @@ class Bench:
             rep.add("admission", "admitted/s", "n/a", fmt(p.admit_rate), "", "within ±1 %",
                     "— (needs --redis-url)")
         delays = sorted((seen[t] - published[t]) * 1000 for t in published if t in seen)
+        (REPORTS / f"{self.stamp}-admitted.json").write_text(json.dumps(
+            [[t, published[t], seen.get(t)] for t in published]))
         if delays:
             p50 = delays[len(delays) // 2]
             p99 = delays[min(len(delays) - 1, int(len(delays) * 0.99))]
@@ -336,6 +351,9 @@ class Bench:
                     "", "", "—")
             rep.add("admission", "admitted event → frame at client, p99", fmt(p99, " ms", 1), "",
                     "", "< 100 ms", verdict(p99 < 100))
+            over = sum(1 for d in delays if d >= 100) / len(delays)
+            rep.add("admission", "… max; share ≥ 100 ms", f"{delays[-1]:,.1f} ms; {over:.1%}", "",
+                    "", "", "—")
             rep.add("admission", "admitted frames matched / published", fmt(len(delays)),
                     fmt(len(published)), ratio(len(delays), len(published)), "1.00×",
                     verdict(len(delays) == len(published)))
@@ -410,6 +428,21 @@ class Bench:
         path = REPORTS / f"{self.stamp}.md"
         path.write_text(self.report.render())
         return path
+
+
+def redis_server_pid(url: str | None) -> int | None:
+    """The pid of the redis-server listening on this URL's port, when it runs on this machine."""
+    if not url:
+        return None
+    import psutil
+
+    port = str(urlsplit(url).port or 6379)
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        cmd = proc.info["cmdline"] or []
+        if "redis-server" in (proc.info["name"] or "") and (
+                port in cmd or any(c.endswith(f":{port}") for c in cmd)):
+            return int(proc.pid)
+    return None
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

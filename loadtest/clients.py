@@ -86,6 +86,10 @@ class ClientPool:
         self.procs.clear()
         return {"admitted": admitted, "frames": frames, "closes": closes}
 
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.procs]
+
     def kill(self) -> None:
         for p in self.procs:
             if p.returncode is None:
