@@ -183,6 +183,7 @@ async def test_waiting_page_shows_place_then_admission_and_moves_on_to_booking(
     card = page.locator(".concerts li", has_text="Aurora Live")
     await expect(card.locator(".waiting")).to_have_text("2")
     await expect(card.locator(".eta")).to_have_text("paused by the organiser")
+    await shot(page, "concerts")
     sizes.clear()
     await card.get_by_role("button", name=re.compile("Join the queue")).click()
 
@@ -239,6 +240,39 @@ async def test_restarted_web_process_page_reconnects_and_keeps_its_place(
     await expect(page.locator("#position")).to_have_text("4")
     await expect(page.locator("#ahead")).to_have_text("3")
     assert await page.evaluate(f"JSON.parse(localStorage.getItem('wr.ticket.{cid}')).token") == token
+
+
+async def test_blocked_websockets_fall_back_to_polling_and_still_get_through(
+        pg, site, contexts):
+    from playwright.async_api import expect
+
+    cid, _ = await add_show(pg)
+    await site.queue(cid, paused=True)
+    await site.join(cid, 1)
+    ctx = await contexts()
+    attempts = 0
+
+    async def refuse(ws: Any) -> None:  # as a proxy that does not pass WebSockets would
+        nonlocal attempts
+        attempts += 1
+        await ws.close(code=1011)
+
+    await ctx.route_web_socket(re.compile(r"/ws/queue"), refuse)
+    polls: list[str] = []
+    page = await ctx.new_page()
+    page.on("request", lambda r: polls.append(r.method) if r.url.endswith("/api/v1/queue") else None)
+    await page.goto(site.url + "/healthz")
+    await page.evaluate("localStorage.setItem('wr.user', '88')")
+    await page.goto(f"{site.url}/queue/{cid}")
+
+    await expect(page.locator("#status")).to_contain_text("checks every few seconds")
+    await expect(page.locator("#position")).to_have_text("2")
+    await expect(page.locator("#status")).to_contain_text("paused by the organiser")
+    assert attempts >= 3
+    await site.queue(cid, paused=False, admit_rate=50)
+    await expect(page.locator("#admitted")).to_be_visible()
+    await page.wait_for_url(f"**/book/{cid}")
+    assert polls.count("GET") >= 2
 
 
 # -- booking ------------------------------------------------------------------------------
