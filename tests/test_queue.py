@@ -78,3 +78,17 @@ async def test_local_positions_match_redis_with_departures(queues, pg):
             assert view.position(now.record.ticket) == now.position
             checked += 1
     assert checked > 20
+
+
+async def test_join_after_redis_forgot_its_scripts(queues):
+    await queues.join(1, 1)
+    await queues.redis.script_flush()
+    again = await queues.join(1, 2)
+    assert again.created and again.position == 2
+
+
+async def test_rejoin_leaves_no_stray_token_index(queues):
+    await queues.join(1, 1)
+    for _ in range(5):
+        await queues.join(1, 1)
+    assert len(await queues.redis.keys("wr:tk:*")) == 1

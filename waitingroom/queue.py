@@ -17,7 +17,7 @@ from .errors import TokenInvalid
 from .keys import ConcertKeys
 from .records import STATES, RateInfo, TokenRecord
 from .schemas import AnyEvent, ExpiredEvent, ExpiryReason
-from .scripts import Scripts
+from .scripts import Scripts, pipelined
 from .settings import Settings
 
 # A token index entry outlives any sane sale; an expired token's is cut to the retention period.
@@ -102,14 +102,17 @@ class Queues:
     async def join(self, concert_id: int, user_id: int) -> Ticket:
         """The user's live token for this concert, or a new one at the back of the line."""
         new = str(uuid.uuid4())
-        created, token, state, ticket, expires, position, *rate = await self.scripts.join(
-            keys=concert_keys(concert_id), args=[user_id, new])
+        # One round trip: the new token's index is written alongside, and taken back in the
+        # rare case that the user already had a live token.
+        raw, _, _ = await pipelined(self.redis, self.scripts.join, concert_keys(concert_id),
+                                    [user_id, new],
+                                    lambda pipe: (pipe.set(keys.token_index(new), concert_id,
+                                                           ex=INDEX_TTL),
+                                                  pipe.sadd(keys.CONCERTS, concert_id)))
+        created, token, state, ticket, expires, position, *rate = raw
         token = token.decode()
-        if created:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.set(keys.token_index(token), concert_id, ex=INDEX_TTL)
-                pipe.sadd(keys.CONCERTS, concert_id)
-                await pipe.execute()
+        if not created:
+            await self.redis.delete(keys.token_index(new))
         record = TokenRecord(STATES[state.decode()], user_id, int(ticket),
                              int(expires) if expires else None, None)
         return Ticket(concert_id, token, record,
