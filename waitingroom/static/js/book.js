@@ -15,7 +15,7 @@ let schedules = [], scheduleId = null;
 const seats = new Map(); // seat number → {el, status, price}
 const picked = new Set();
 let hold = store.get("hold." + concertId); // the reservation, plus its payment's Idempotency-Key
-let balance = null, seatsTimer = 0, stopWindow = null, stopHold = null, closed = false;
+let balance = null, seatsTimer = 0, seatsAsked = 0, stopWindow = null, stopHold = null, closed = false;
 
 // -- messages ----------------------------------------------------------------------------
 function alertBox(message, kind = "bad") {
@@ -174,9 +174,11 @@ async function refreshSeats() {
   clearTimeout(seatsTimer);
   if (closed || scheduleId === null) return;
   const id = scheduleId;
+  const asked = ++seatsAsked;
   try {
     const list = await api("GET", `/api/v1/schedules/${id}/seats`, { token: t.token });
-    if (id !== scheduleId || closed) return;
+    // A slower, older answer must not paint over a newer one.
+    if (asked !== seatsAsked || id !== scheduleId || closed) return;
     const grid = $("#seats");
     let free = 0;
     for (const s of list) {
@@ -199,7 +201,10 @@ async function refreshSeats() {
   } catch (e) {
     if (tokenTrouble(e)) return;
   }
-  if (document.visibilityState === "visible") seatsTimer = setTimeout(refreshSeats, SEATS_POLL_MS);
+  // One chain of refreshes: only the newest call schedules the next.
+  if (asked === seatsAsked && document.visibilityState === "visible") {
+    seatsTimer = setTimeout(refreshSeats, SEATS_POLL_MS);
+  }
 }
 
 function toggle(n) {
