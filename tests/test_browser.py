@@ -46,6 +46,9 @@ WAIT = 10_000  # ms: the longest any page may take to show what it should
 async def browser() -> AsyncIterator[Any]:
     from playwright.async_api import async_playwright
 
+    from playwright.async_api import expect
+
+    expect.set_options(timeout=WAIT)
     async with async_playwright() as p:
         b = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         yield b
