@@ -290,7 +290,7 @@ function showHold(r) {
     if (secondsLeft(hold.hold_expires_at) <= 0) {
       dropHold();
       alertBox("Your hold ran out, so those seats are on sale again. Pick seats again.");
-      refreshSeats();
+      setTimeout(refreshSeats, 1500); // the deadline is shown rounded down to the second
     }
   });
   for (const n of seats.keys()) paintSeat(n);
