@@ -211,7 +211,7 @@ async def test_slow_client_is_skipped_then_closed_without_holding_up_others(clie
     frame = PositionFrame(position=1, eta_seconds=1, admit_rate=1.0)
     # Stuff the slow client's pipes until the hub refuses to queue more for it.
     for _ in range(200_000):
-        if not await hub.send(waiter, frame):
+        if not await asyncio.wait_for(hub.send(waiter, frame), 1):
             break
     else:
         raise AssertionError("the hub never noticed the slow client")

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 
 import msgspec
 from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp.base_protocol import BaseProtocol
 from redis.asyncio import Redis
 
 from . import keys
@@ -54,6 +55,7 @@ class Waiter:
 
     ws: web.WebSocketResponse
     transport: asyncio.Transport | None
+    protocol: BaseProtocol | None
     token: str
     concert_id: int
     ticket: int
@@ -121,8 +123,10 @@ class Hub:
         ws = waiter.ws
         if ws.closed:
             return False
-        transport = waiter.transport
-        if transport is not None and transport.get_write_buffer_size() > SLOW_CLIENT_BYTES:
+        transport, protocol = waiter.transport, waiter.protocol
+        # A paused protocol would make the send wait for the client to drain: skip instead.
+        if (protocol is not None and protocol.writing_paused) or (
+                transport is not None and transport.get_write_buffer_size() > SLOW_CLIENT_BYTES):
             waiter.slow_ticks += 1
             if waiter.slow_ticks >= SLOW_CLIENT_TICKS:
                 self.close(waiter, WSCloseCode.POLICY_VIOLATION, b"too slow")

@@ -105,7 +105,8 @@ async def queue_socket(request: web.Request) -> web.WebSocketResponse:
         await ws.send_str(_encode(ExpiredFrame(reason=rec.reason or "timeout")).decode())  # type: ignore[arg-type]
         await ws.close(code=CLOSE_EXPIRED, message=b"token expired")
         return ws
-    waiter = Waiter(ws=ws, transport=request.transport, token=ticket.token,
+    waiter = Waiter(ws=ws, transport=request.transport, protocol=request.protocol,
+                    token=ticket.token,
                     concert_id=ticket.concert_id, ticket=rec.ticket,
                     waiting=rec.state == "WAITING", expires_ms=rec.expires_ms)
     hub.add(waiter)
