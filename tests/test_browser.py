@@ -119,11 +119,20 @@ class Site:
 
 
 @pytest.fixture
-async def site(spawn: Callable[..., Awaitable[Proc]]) -> AsyncIterator[Site]:
-    web = await spawn("web", **ENV)
-    await spawn("admitter", **ENV)
+async def open_site(spawn: Callable[..., Awaitable[Proc]]) -> AsyncIterator[Callable]:
+    """`await open_site(**env)`: a web and an admitter process with these settings."""
     async with aiohttp.ClientSession() as http:
-        yield Site(web, http)
+        async def start(**env: str) -> Site:
+            web = await spawn("web", **ENV, **env)
+            await spawn("admitter", **ENV, **env)
+            return Site(web, http)
+
+        yield start
+
+
+@pytest.fixture
+async def site(open_site: Callable[..., Awaitable[Site]]) -> Site:
+    return await open_site()
 
 
 @pytest.fixture
@@ -363,6 +372,25 @@ async def test_two_buyers_go_for_the_same_seat_one_gets_it_the_other_is_told(
     await seat(loser, 7).click()
     await loser.get_by_role("button", name="Hold seat 7").click()
     await expect(loser.locator("#hold-seats")).to_have_text("7")
+
+
+async def test_a_hold_that_runs_out_puts_the_seats_back_on_the_map(pg, open_site, contexts):
+    from playwright.async_api import expect
+
+    site = await open_site(HOLD_TTL="3")
+    cid, _ = await add_show(pg)
+    await site.queue(cid, admit_rate=1000)
+    page = await booking_page(contexts, site, cid, 71)
+    await seat(page, 2).click()
+    await page.get_by_role("button", name="Hold seat 2").click()
+    await expect(page.locator("#hold-left")).to_have_text(re.compile(r"^0:0[0-3]$"))
+    await expect(seat(page, 2)).to_have_attribute("aria-label", re.compile("held for you"))
+
+    await expect(page.locator("#alert")).to_contain_text("Your hold ran out")
+    await expect(page.locator("#hold")).to_be_hidden()
+    await expect(seat(page, 2)).to_have_attribute("aria-label", re.compile("free"))
+    await seat(page, 2).click()
+    await expect(page.get_by_role("button", name="Hold seat 2")).to_be_enabled()
 
 
 async def test_seat_map_is_keyboard_operable_and_fits_a_phone(pg, site, contexts):
