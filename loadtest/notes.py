@@ -10,16 +10,16 @@ from .report import Report
 
 WHY: dict[str, str] = {
     "joins": (
-        "The web process is CPU-bound in Python (about 90 % of a core, redis-server about 15 %): "
-        "each join is two Redis round trips through redis-py (`EVALSHA join`, then a pipeline "
-        "with `SET wr:tk:<token>` and `SADD wr:concerts`), and in the profile redis-py's "
-        "command packing, connection-pool checkout, RESP parsing and one `send` per command "
-        "take about as much as aiohttp's whole request handling. The bare handler does no I/O, so "
-        "0.5× of it needs a join that costs about one bare request. What would move it: one "
-        "round trip per join (send `EVALSHA` and the index `SET`/`SADD` in one non-transactional "
-        "pipeline, the new token is known before the call), `SADD wr:concerts` once per process "
-        "per concert instead of per join, the hiredis parser (`redis[hiredis]`), and more web "
-        "processes (see scale-out)."),
+        "The web process is CPU-bound in Python (about 90 % of a core, redis-server about 15 %). "
+        "A join is one Redis round trip now (`EVALSHA join` with the index `SET` and `SADD "
+        "wr:concerts` in one pipeline, `waitingroom/scripts.py: pipelined`), which took joins from "
+        "about 2,800/s to about 4,100/s on this machine; what remains is redis-py's pipeline "
+        "machinery (`Pipeline.execute` about 30 % of samples inclusive: command packing, pool "
+        "checkout, RESP parsing, `send`) beside aiohttp's request handling. The bare handler does "
+        "no I/O, so 0.5× of it needs a join that costs about one bare request. What would move "
+        "it: the hiredis parser (`redis[hiredis]`), `SADD wr:concerts` once per process per "
+        "concert rather than per join, a plain `Redis.evalsha` without the pipeline when the "
+        "index write moves into the script (single-Redis deployments), and more web processes."),
     "scale-out": (
         "On 2 cores, two web processes share them with wrk, redis-server and the admitter; the "
         "bare process's own 2-vs-1 ratio, measured in the same run, is the machine's ceiling. "
