@@ -14,8 +14,9 @@ def draw(samples: list[Sample], phases: list[tuple[str, float, float]], out: Pat
     import matplotlib.pyplot as plt
 
     t = [s.t for s in samples]
-    rate = [0.0] + [max(0.0, (b.admitted_total - a.admitted_total) / (b.t - a.t))
-                    for a, b in zip(samples, samples[1:])]
+    # Over about 3 s: admissions come once a second per tick, samples twice a second.
+    rate = [max(0.0, (b.admitted_total - a.admitted_total) / (b.t - a.t)) if b.t > a.t else 0.0
+            for a, b in ((samples[max(0, i - 6)], s) for i, s in enumerate(samples))]
     fig, axes = plt.subplots(3, 1, figsize=(11, 8), sharex=True)
     axes[0].plot(t, [s.waiting for s in samples], color="tab:blue")
     axes[0].set_ylabel("queue length")
