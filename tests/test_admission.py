@@ -72,10 +72,31 @@ async def test_no_banking_after_a_pause(queues):
         await queues.join(1, u)
     await queues.configure(1, admit_rate=10.0, paused=True)
     await admission.tick(queues, None)
-    assert len((await _tick_after(queues, 30.0)).admitted) == 0
+    for _ in range(30):  # thirty seconds of paused ticks
+        assert len((await _tick_after(queues, 1.0)).admitted) == 0
     await queues.configure(1, paused=False)
-    # Thirty seconds paused save up nothing: about one second's worth comes in at once.
-    assert len((await _tick_after(queues, 30.0)).admitted) <= 11
+    # They saved up nothing: one second's worth comes in on the next tick.
+    assert len((await _tick_after(queues, 1.0)).admitted) == 10
+
+
+async def test_no_banking_while_no_admitter_ran(make_settings, redis):
+    queues = Queues(redis, make_settings(tick_interval=1.0))
+    for u in range(1, 101):
+        await queues.join(1, u)
+    await queues.configure(1, admit_rate=10.0)
+    await admission.tick(queues, None)
+    # A minute with no admitter: about a second's worth at once (room for one late tick).
+    assert 10 <= len((await _tick_after(queues, 60.0)).admitted) <= 16
+
+
+async def test_late_and_early_ticks_keep_the_exact_rate(make_settings, redis):
+    queues = Queues(redis, make_settings(tick_interval=1.0))
+    for u in range(1, 201):
+        await queues.join(1, u)
+    await queues.configure(1, admit_rate=10.0)
+    await admission.tick(queues, None)
+    counts = [len((await _tick_after(queues, gap)).admitted) for gap in (1.4, 0.6) * 5]
+    assert sum(counts) == 100
 
 
 async def test_rate_is_accurate_in_real_time(queues, make_settings, redis):

@@ -38,7 +38,7 @@ async def admit_concert(queues: Queues, pool: asyncpg.Pool | None, concert_id: i
     admitted_raw, timed_out_raw, dropped_raw, deadline = await queues.scripts.admit(
         keys=concert_keys(concert_id),
         args=[s.admit_rate, s.max_active, s.active_ttl * 1000, s.wait_grace * 1000,
-              s.token_retention * 1000, BATCH])
+              s.token_retention * 1000, BATCH, s.tick_interval])
     out = TickOutcome(
         admitted=[t.decode() for t in admitted_raw[0::3]],
         timed_out=[t.decode() for t in timed_out_raw],
@@ -89,13 +89,14 @@ async def sweep_booking(queues: Queues, pool: asyncpg.Pool) -> None:
 
 
 async def tick(queues: Queues, pool: asyncpg.Pool | None) -> dict[int, TickOutcome]:
-    if pool is not None:
-        await sweep_booking(queues, pool)
+    # Admission first, so that its timing does not depend on how long the sweeps take.
     outcomes = {}
     for raw in await queues.redis.smembers(keys.CONCERTS):
         cid = int(text(raw))
         outcomes[cid] = await admit_concert(queues, pool, cid)
     await reap_dead_processes(queues)
+    if pool is not None:
+        await sweep_booking(queues, pool)
     return outcomes
 
 

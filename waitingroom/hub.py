@@ -43,6 +43,8 @@ SLOW_CLIENT_BYTES = 64 * 1024
 SLOW_CLIENT_TICKS = 10
 # Close code for a token that has expired (also used after an "expired" frame).
 CLOSE_EXPIRED = 4410
+# A tick hands the event loop back this often (sockets), so other work is never held up long.
+YIELD_EVERY = 256
 CLOSE_UNKNOWN = 4401
 
 _encode = msgspec.json.Encoder().encode
@@ -238,7 +240,11 @@ class Hub:
             self._advance(view, int(cursor or 0), int(depseq or 0), departed)
             view.rate = RateInfo.parse(cfg_rate, paused, measured, self.queues.settings.admit_rate)
             now_ms = time.time() * 1000
-            for waiter in list(view.waiters):
+            for n, waiter in enumerate(list(view.waiters), 1):
+                if n % YIELD_EVERY == 0:
+                    # Let admissions and expiries from pub/sub through: they must not wait
+                    # for a tick over tens of thousands of sockets.
+                    await asyncio.sleep(0)
                 if waiter.waiting:
                     pos = view.position(waiter.ticket)
                     if pos <= 0:

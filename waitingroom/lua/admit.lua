@@ -1,6 +1,7 @@
 -- One admission tick of one concert. Safe to run from any number of admitters at once: the
 -- budget grows with Redis's clock since the last tick, whoever ran it.
--- ARGV: default rate, default max_active, active ttl ms, wait grace ms, retention ms, batch.
+-- ARGV: default rate, default max_active, active ttl ms, wait grace ms, retention ms, batch,
+-- tick interval s.
 -- Returns {admitted {token, user, ticket, ...}, timed_out {token...}, dropped {token...}, deadline}.
 local now = now_ms()
 local cfg = redis.call('HMGET', K_CFG, 'admit_rate', 'max_active', 'paused')
@@ -9,6 +10,7 @@ local max_active = tonumber(cfg[2] or ARGV[2])
 local paused = cfg[3] == '1'
 local ttl, grace, retention = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local batch = tonumber(ARGV[6])
+local tick = tonumber(ARGV[7])
 
 local timed_out = {}
 for _, token in ipairs(redis.call('ZRANGEBYSCORE', K_ACT, '-inf', now, 'LIMIT', 0, batch)) do
@@ -50,8 +52,10 @@ local count = 0
 if paused or rate <= 0 then
   budget = 0
 else
-  -- No banking: at most about one second's worth is ever saved up.
-  budget = math.min(budget + rate * elapsed, rate + 1)
+  -- No banking: a paused or empty queue saves up nothing (below), and a budget that could not
+  -- be spent (max_active reached, no admitter running) is capped at about a second's worth.
+  -- The cap leaves room for a late tick, so jittery ticks still add up to the exact rate.
+  budget = math.min(budget + rate * elapsed, rate * math.max(1, 1.5 * tick) + 1)
   local room = max_active - redis.call('ZCARD', K_ACT)
   local n = math.min(math.floor(budget), room, batch)
   if n > 0 and waiting > 0 then

@@ -9,6 +9,7 @@ const POLL_MS = 2500;
 const POLL_AFTER_FAILURES = 3;
 const MAX_BACKOFF_MS = 30000;
 const GO_AFTER_MS = 3000;
+const PING_MS = 20000; // a socket that hears nothing for two of these is taken for dead
 const ENDED = {
   timeout: ["Your time ran out", "Your booking window closed before you finished. You can queue again."],
   left: ["You left the queue", "You gave up your place. You can queue again if you change your mind."],
@@ -21,7 +22,8 @@ const ENDED = {
 let t = ticket(concertId); // {token, first, expires_at}
 let position = null, eta = null;
 let conn = "connecting"; // connecting | live | reconnecting | polling
-let ws = null, failures = 0, retryTimer = 0, pollTimer = 0, polling = false, finished = false;
+let ws = null, failures = 0, retryTimer = 0, pollTimer = 0, pingTimer = 0, polling = false, finished = false;
+let lastHeard = 0;
 let lastAnnounce = 0, stopCountdown = null;
 
 // -- showing ---------------------------------------------------------------------------
@@ -65,19 +67,24 @@ function setConn(c) {
   status();
 }
 
+function dropSocket() {
+  clearInterval(pingTimer);
+  if (!ws) return;
+  const sock = ws;
+  ws = null;
+  sock.onopen = sock.onclose = sock.onmessage = null;
+  try { sock.close(1000); } catch { /* already closed */ }
+}
+
 function stopAll() {
   finished = true;
   clearTimeout(retryTimer);
   stopPolling();
-  if (ws) {
-    const sock = ws;
-    ws = null;
-    sock.onclose = sock.onmessage = sock.onerror = null;
-    sock.close(1000);
-  }
+  dropSocket();
 }
 
 function admitted(expiresAt) {
+  if (finished) return;
   stopAll();
   t.expires_at = expiresAt;
   saveTicket(concertId, t);
@@ -92,6 +99,7 @@ function admitted(expiresAt) {
 }
 
 function ended(reason) {
+  if (finished) return;
   stopAll();
   if (stopCountdown) stopCountdown();
   if (reason !== "completed") dropTicket(concertId);
@@ -134,7 +142,17 @@ function connect() {
     return;
   }
   ws = sock;
+  sock.onopen = () => {
+    lastHeard = Date.now();
+    clearInterval(pingTimer);
+    pingTimer = setInterval(() => {
+      // A half-open connection (sleeping laptop, dropped NAT entry) never closes by itself.
+      if (Date.now() - lastHeard > 2 * PING_MS) { dropSocket(); lost(1006); return; }
+      sock.send('{"type":"ping"}');
+    }, PING_MS);
+  };
   sock.onmessage = (ev) => {
+    lastHeard = Date.now();
     let f;
     try { f = JSON.parse(ev.data); } catch { return; }
     failures = 0;
@@ -146,6 +164,7 @@ function connect() {
   };
   sock.onclose = (ev) => {
     if (ws !== sock) return;
+    clearInterval(pingTimer);
     ws = null;
     lost(ev.code);
   };
