@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from importlib import resources
-
 from collections.abc import Callable, Sequence
+from importlib import resources
 from typing import Any
 
 from redis.asyncio import Redis
