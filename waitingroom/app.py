@@ -12,6 +12,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 
 import booking.views
 
+from . import openapi
 from .appkeys import CONCERTS, HUB, METRICS, PG, QUEUES, REDIS, SETTINGS
 from .concerts import ConcertDirectory
 from .hub import Hub
@@ -77,4 +78,5 @@ def create_app(settings: Settings) -> web.Application:
     app.on_shutdown.append(_close_sockets)
     add_routes(app)
     booking.views.add_routes(app)
+    openapi.add_routes(app)
     return app

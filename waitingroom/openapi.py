@@ -1,0 +1,181 @@
+"""The OpenAPI document of the whole HTTP API, generated from the msgspec types that validate it."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import re
+from importlib import resources
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from booking import schemas as b
+
+from . import schemas as w
+
+_PATH_PARAM = re.compile(r"{(\w+)}")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Op:
+    """One operation: what it takes, what it answers, which problems it may answer."""
+
+    method: str
+    path: str
+    summary: str
+    tag: str
+    answer: Any = None  # the 2xx body type; None for an empty answer
+    status: int = 200
+    body: Any = None
+    auth: str | None = "queueToken"
+    problems: tuple[tuple[int, str], ...] = ()
+    headers: tuple[tuple[str, str, int], ...] = ()  # (name, description, max length)
+    description: str = ""
+
+
+_TOKEN = ((401, "token_missing, token_invalid"), (403, "token_not_admitted, token_wrong_concert"),
+          (410, "token_expired"))
+_LIVE = ((401, "token_missing, token_invalid"), (410, "token_expired"))
+_BODY = ((400, "validation_error"), (413, "payload_too_large"), (415, "unsupported_media_type"))
+
+OPERATIONS: tuple[Op, ...] = (
+    Op("get", "/api/v1/concerts", "Concerts and their queues", "waiting room", list[w.ConcertOut],
+       auth=None),
+    Op("post", "/api/v1/concerts/{concert_id}/queue", "Join a concert's queue", "waiting room",
+       w.JoinOut, 201, w.JoinRequest, auth=None, problems=(*_BODY, (404, "not_found")),
+       description="201 for a new place, 200 with the same token and place when already queued."),
+    Op("get", "/api/v1/queue", "Where my token stands (polling fallback; a sign of life)",
+       "waiting room", w.QueueStatusOut, problems=((401, "token_missing, token_invalid"),),
+       description="An expired token still answers 200 with state EXPIRED and its reason."),
+    Op("delete", "/api/v1/queue", "Leave the queue (the token is EXPIRED)", "waiting room",
+       status=204, problems=((401, "token_missing, token_invalid"),)),
+    Op("get", "/ws/queue", "Live queue over a WebSocket (?token=...)", "waiting room",
+       w.PositionFrame | w.AdmittedFrame | w.ExpiredFrame, 101, auth=None,
+       description="Server frames, one JSON object each: position, admitted, expired (then "
+                   "close). Close codes 4401 unknown or malformed token, 4410 expired token, "
+                   "1001 server going away. Clients may send {\"type\": \"ping\"}."),
+    Op("get", "/api/v1/concerts/{concert_id}/schedules", "Dates with at least one seat on sale",
+       "booking", list[b.ScheduleOut], problems=(*_TOKEN, (400, "validation_error"))),
+    Op("get", "/api/v1/schedules/{schedule_id}/seats", "Seat map of one date", "booking",
+       list[b.SeatOut], problems=(*_TOKEN, (400, "validation_error"), (404, "not_found")),
+       description="A seat whose hold ran out is AVAILABLE at once."),
+    Op("post", "/api/v1/reservations", "Hold seats, all or none", "booking", b.ReservationOut, 201,
+       b.HoldRequest,
+       problems=(*_TOKEN, *_BODY, (404, "not_found"), (409, "seat_unavailable, seat_limit")),
+       description="Send exactly one of seat_numbers and quantity. A seat number the date does "
+                   "not have is a validation_error; seats on hold or sold: 409 seat_unavailable "
+                   "with `seats` naming them. The hold lasts hold_ttl (default 300 s)."),
+    Op("get", "/api/v1/reservations/{reservation_id}", "One of my reservations", "booking",
+       b.ReservationOut, problems=(*_TOKEN, (400, "validation_error"), (404, "not_found")),
+       description="Another user's reservation is not found. A hold that ran out shows EXPIRED."),
+    Op("delete", "/api/v1/reservations/{reservation_id}", "Release a WAITING hold", "booking",
+       status=204,
+       problems=(*_TOKEN, (400, "validation_error"), (404, "not_found"), (409, "already_paid")),
+       description="Its seats are on sale at once. A hold that already ended: 204 again."),
+    Op("post", "/api/v1/payments", "Pay for a hold from the balance", "booking", b.PaymentOut, 201,
+       b.PaymentRequest,
+       problems=(*_TOKEN, *_BODY, (402, "insufficient_balance"), (404, "not_found"),
+                 (409, "hold_expired, already_paid, idempotency_in_progress"),
+                 (422, "idempotency_key_reused")),
+       headers=(("Idempotency-Key", "1..64 printable characters, unique per payment", 64),),
+       description="The same key and body answer the first payment again (also once the "
+                   "payment expired the token); a failed attempt spends no key. After the "
+                   "payment the queue token is EXPIRED (reason completed)."),
+    Op("get", "/api/v1/balance", "My balance", "balance", b.BalanceOut, problems=_LIVE,
+       description="Any live token of the user, WAITING or AVAILABLE."),
+    Op("post", "/api/v1/balance/charges", "Add to my balance", "balance", b.BalanceOut, 201,
+       b.ChargeRequest, problems=(*_LIVE, *_BODY)),
+    Op("get", "/healthz", "The process is alive", "operations", auth=None),
+    Op("get", "/readyz", "Redis and PostgreSQL answer", "operations", auth=None,
+       problems=((503, "service_unavailable"),)),
+    Op("get", "/metrics", "Prometheus metrics (text)", "operations", auth=None),
+    Op("get", "/admin/concerts/{concert_id}/queue", "A queue's figures", "admin", w.AdminQueueOut,
+       auth="adminKey", problems=((401, "admin_unauthorized"), (404, "not_found"))),
+    Op("patch", "/admin/concerts/{concert_id}/queue", "Change a queue's live configuration",
+       "admin", w.AdminQueueOut, body=w.QueuePatch, auth="adminKey",
+       problems=((401, "admin_unauthorized"), (404, "not_found"), *_BODY)),
+)
+
+
+def _operation(op: Op, schemas: dict[Any, dict[str, Any]]) -> dict[str, Any]:
+    params: list[dict[str, Any]] = [
+        {"name": name, "in": "path", "required": True,
+         "schema": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}}
+        for name in _PATH_PARAM.findall(op.path)]
+    params += [{"name": name, "in": "header", "required": True, "description": text,
+                "schema": {"type": "string", "minLength": 1, "maxLength": length}}
+               for name, text, length in op.headers]
+    if op.path == "/ws/queue":
+        params.append({"name": "token", "in": "query", "required": True,
+                       "schema": {"type": "string", "format": "uuid"}})
+    ok: dict[str, Any] = {"description": "OK"}
+    if op.answer is not None:
+        ok["content"] = {"application/json": {"schema": schemas[op.answer]}}
+    responses: dict[str, Any] = {str(op.status): ok}
+    for status, codes in op.problems:
+        entry = responses.setdefault(str(status), {
+            "description": "", "content": {"application/problem+json": {
+                "schema": {"$ref": "#/components/schemas/Problem"}}}})
+        entry["description"] = ", ".join(c for c in (entry["description"], codes) if c)
+    out: dict[str, Any] = {"summary": op.summary, "tags": [op.tag], "responses": responses,
+                           "security": [{op.auth: []}] if op.auth else []}
+    if op.description:
+        out["description"] = op.description
+    if params:
+        out["parameters"] = params
+    if op.body is not None:
+        out["requestBody"] = {"required": True, "content": {
+            "application/json": {"schema": schemas[op.body]}}}
+    return out
+
+
+@functools.cache
+def document() -> bytes:
+    """The OpenAPI 3.1 document, built once from the request and response types."""
+    kinds: list[Any] = [w.Problem]
+    for op in OPERATIONS:
+        kinds += [k for k in (op.body, op.answer) if k is not None and k not in kinds]
+    generated, components = msgspec.json.schema_components(
+        kinds, ref_template="#/components/schemas/{name}")
+    schemas = dict(zip(kinds, generated, strict=True))
+    paths: dict[str, dict[str, Any]] = {}
+    for op in OPERATIONS:
+        paths.setdefault(op.path, {})[op.method] = _operation(op, schemas)
+    spec = {
+        "openapi": "3.1.0",
+        "info": {"title": "waitingroom", "version": "1",
+                 "description": "A waiting-room gateway for flash sales: a fair queue, then "
+                                "seat holds and payments behind it. Money is integer won; every "
+                                "error is an RFC 9457 problem whose `code` clients branch on."},
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "securitySchemes": {
+                "queueToken": {"type": "http", "scheme": "bearer",
+                               "description": "The queue token from joining; names the user"},
+                "adminKey": {"type": "http", "scheme": "bearer",
+                             "description": "ADMIN_TOKEN from configuration"},
+            },
+        },
+    }
+    return msgspec.json.encode(spec)
+
+
+@functools.cache
+def _docs_page() -> bytes:
+    return (resources.files("waitingroom") / "static" / "docs.html").read_bytes()
+
+
+async def openapi_json(request: web.Request) -> web.Response:
+    return web.Response(body=document(), content_type="application/json")
+
+
+async def docs(request: web.Request) -> web.Response:
+    return web.Response(body=_docs_page(), content_type="text/html", charset="utf-8")
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/api/v1/openapi.json", openapi_json)
+    app.router.add_get("/api/v1/docs", docs)
