@@ -197,3 +197,17 @@ async def test_operations_endpoints(client, add_concert):
     text = await (await client.get("/metrics")).text()
     assert 'waitingroom_joins_total{result="new"} 1.0' in text
     assert "waitingroom_sockets 0.0" in text
+
+
+async def test_redis_down_is_503_not_500(aiohttp_client, make_settings, add_concert):
+    from waitingroom.app import create_app
+    from waitingroom.servers import free_port
+
+    client = await aiohttp_client(create_app(make_settings(redis_url=f"redis://127.0.0.1:{free_port()}/0")))
+    cid = await add_concert()
+    resp = await client.post(f"/api/v1/concerts/{cid}/queue", json={"user_id": 1})
+    await assert_problem(resp, 503, "service_unavailable")
+    resp = await client.get("/api/v1/queue", headers=bearer(UNKNOWN))
+    await assert_problem(resp, 503, "service_unavailable")
+    await assert_problem(await client.get("/readyz"), 503, "service_unavailable")
+    assert (await client.get("/healthz")).status == 200

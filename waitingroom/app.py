@@ -60,8 +60,7 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
     for task in tasks:
         with contextlib.suppress(asyncio.CancelledError):
             await task
-    with contextlib.suppress(Exception):
-        await hub.release()
+    await hub.release()
 
 
 async def _close_sockets(app: web.Application) -> None:

@@ -20,6 +20,8 @@ import msgspec
 from aiohttp import WSCloseCode, WSMsgType, web
 from aiohttp.base_protocol import BaseProtocol
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from . import keys
 from .keys import ConcertKeys
@@ -311,8 +313,13 @@ class Hub:
         await self.release()
 
     async def release(self) -> None:
-        """Give up this process's lease: its held tokens start their grace period now."""
-        await reap(self.queues, [self.proc_id])
+        """Give up this process's lease: its held tokens start their grace period now.
+
+        With Redis unreachable this is left to the admitters, once the lease runs out."""
+        try:
+            await reap(self.queues, [self.proc_id])
+        except (RedisConnectionError, RedisTimeoutError, OSError) as e:
+            log.warning("could not release this process's tokens: %r", e)
 
 
 async def reap(queues: Queues, dead: list[str]) -> int:

@@ -17,7 +17,7 @@ from .errors import TokenInvalid
 from .keys import ConcertKeys
 from .records import STATES, RateInfo, TokenRecord
 from .schemas import AnyEvent, ExpiredEvent, ExpiryReason
-from .scripts import Scripts, pipelined
+from .scripts import AutoPipeline, Scripts
 from .settings import Settings
 
 # A token index entry outlives any sane sale; an expired token's is cut to the retention period.
@@ -90,6 +90,7 @@ class Queues:
         self.redis = redis
         self.settings = settings
         self.scripts = Scripts.register(redis)
+        self.batch = AutoPipeline(redis)
 
     def _rate(self, cfg_rate: Any, paused: Any, measured: Any) -> RateInfo:
         return RateInfo.parse(cfg_rate, paused, measured, self.settings.admit_rate)
@@ -104,11 +105,11 @@ class Queues:
         new = str(uuid.uuid4())
         # One round trip: the new token's index is written alongside, and taken back in the
         # rare case that the user already had a live token.
-        raw, _, _ = await pipelined(self.redis, self.scripts.join, concert_keys(concert_id),
-                                    [user_id, new],
-                                    lambda pipe: (pipe.set(keys.token_index(new), concert_id,
-                                                           ex=INDEX_TTL),
-                                                  pipe.sadd(keys.CONCERTS, concert_id)))
+        raw, _, _ = await self.batch.run(self.scripts.join, concert_keys(concert_id),
+                                         [user_id, new],
+                                         lambda pipe: (pipe.set(keys.token_index(new), concert_id,
+                                                                ex=INDEX_TTL),
+                                                       pipe.sadd(keys.CONCERTS, concert_id)))
         created, token, state, ticket, expires, position, *rate = raw
         token = token.decode()
         if not created:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Callable, Sequence
 from importlib import resources
@@ -37,20 +38,81 @@ class Scripts:
         return cls(**{n: redis.register_script(prelude + "\n" + _source(n)) for n in _NAMES})
 
 
-async def pipelined(redis: Redis, script: AsyncScript, keys: Sequence[Any], args: Sequence[Any],
-                    more: Callable[[Pipeline], object]) -> list[Any]:
-    """A script and more commands in one round trip (redis-py's own pipelines would first ask
-    SCRIPT EXISTS, a round trip more); the script is loaded once if Redis does not know it."""
-    for _ in range(2):
-        async with redis.pipeline(transaction=False) as pipe:
-            pipe.evalsha(script.sha, len(keys), *keys, *args)
-            more(pipe)
+@dataclasses.dataclass(slots=True)
+class _Call:
+    script: AsyncScript
+    keys: Sequence[Any]
+    args: Sequence[Any]
+    more: Callable[[Pipeline], object]
+    future: asyncio.Future[list[Any]]
+    size: int = 0
+
+
+class AutoPipeline:
+    """Script calls made in the same event-loop turn share one pipeline, one round trip.
+
+    Under a flash crowd many joins arrive together; batching them costs Redis and this process
+    one write and one read for the lot instead of one each. redis-py's own pipelines would first
+    ask SCRIPT EXISTS (a round trip more): scripts are loaded only when Redis does not know them.
+    """
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self._waiting: list[_Call] = []
+        self._flushes: set[asyncio.Task[None]] = set()
+
+    async def run(self, script: AsyncScript, keys: Sequence[Any], args: Sequence[Any],
+                  more: Callable[[Pipeline], object] = lambda pipe: None) -> list[Any]:
+        """The script's result followed by those of the commands `more` adds to the pipeline."""
+        loop = asyncio.get_running_loop()
+        call = _Call(script, keys, args, more, loop.create_future())
+        self._waiting.append(call)
+        if len(self._waiting) == 1:
+            loop.call_soon(self._start_flush)
+        return await call.future
+
+    def _start_flush(self) -> None:
+        task = asyncio.get_running_loop().create_task(self._flush(self._waiting))
+        self._waiting = []
+        self._flushes.add(task)
+        task.add_done_callback(self._flushes.discard)
+
+    async def _flush(self, calls: list[_Call]) -> None:
+        for _ in range(2):
+            try:
+                results = await self._execute(calls)
+            except Exception as e:  # the connection failed: every caller hears of it
+                for call in calls:
+                    if not call.future.done():
+                        call.future.set_exception(e)
+                return
+            again: list[_Call] = []
+            at = 0
+            for call in calls:
+                mine, at = results[at:at + call.size], at + call.size
+                if isinstance(mine[0], NoScriptError):
+                    again.append(call)
+                elif not call.future.done():
+                    error = next((r for r in mine if isinstance(r, Exception)), None)
+                    if error is not None:
+                        call.future.set_exception(error)
+                    else:
+                        call.future.set_result(mine)
+            if not again:
+                return
+            for script in {id(c.script): c.script for c in again}.values():
+                await self.redis.script_load(script.script)
+            calls = again
+        for call in calls:
+            if not call.future.done():
+                call.future.set_exception(RuntimeError("Redis forgot a script as soon as it was loaded"))
+
+    async def _execute(self, calls: list[_Call]) -> list[Any]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for call in calls:
+                before = len(pipe.command_stack)
+                pipe.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
+                call.more(pipe)
+                call.size = len(pipe.command_stack) - before
             results: list[Any] = await pipe.execute(raise_on_error=False)
-        if isinstance(results[0], NoScriptError):
-            await redis.script_load(script.script)
-            continue
-        for result in results:
-            if isinstance(result, Exception):
-                raise result
-        return results
-    raise RuntimeError("Redis forgot a script as soon as it was loaded")
+            return results
