@@ -252,6 +252,7 @@ async function takeHold(body) {
     const r = await api("POST", "/api/v1/reservations", { token: t.token, body: { schedule_id: scheduleId, ...body } });
     picked.clear();
     showHold(r);
+    $("#hold").scrollIntoView({ block: "nearest", behavior: "smooth" });
     say(`Holding ${seatList(r.seats.map((s) => s.seat_number))} for you.`);
   } catch (e) {
     if (tokenTrouble(e)) return;
