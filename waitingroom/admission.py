@@ -89,14 +89,17 @@ async def sweep_booking(queues: Queues, pool: asyncpg.Pool) -> None:
 
 
 async def tick(queues: Queues, pool: asyncpg.Pool | None) -> dict[int, TickOutcome]:
-    # Admission first, so that its timing does not depend on how long the sweeps take.
+    # Admission first, so that its timing does not depend on how long the sweeps take; the
+    # booking sweep runs even when Redis is down (holds run out in PostgreSQL alone).
     outcomes = {}
-    for raw in await queues.redis.smembers(keys.CONCERTS):
-        cid = int(text(raw))
-        outcomes[cid] = await admit_concert(queues, pool, cid)
-    await reap_dead_processes(queues)
-    if pool is not None:
-        await sweep_booking(queues, pool)
+    try:
+        for raw in await queues.redis.smembers(keys.CONCERTS):
+            cid = int(text(raw))
+            outcomes[cid] = await admit_concert(queues, pool, cid)
+        await reap_dead_processes(queues)
+    finally:
+        if pool is not None:
+            await sweep_booking(queues, pool)
     return outcomes
 
 

@@ -112,6 +112,21 @@ def dev(args: argparse.Namespace) -> int:
         return manager.returncode or 0
 
 
+def _within(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number from low to high, else a clear usage error."""
+
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is not between {low} and {high}")
+        return value
+
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="waitingroom", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -125,10 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("admitter", help="run the admission loop and sweepers")
     sub.add_parser("migrate", help="apply pending database migrations")
     p = sub.add_parser("seed", help="add demo concerts, dates and seats (idempotent)")
-    p.add_argument("--concerts", type=int, default=3)
-    p.add_argument("--dates", type=int, default=3)
-    p.add_argument("--seats", type=int, default=50)
-    p.add_argument("--price", type=int, default=100_000)
+    p.add_argument("--concerts", type=_within(0, 1000), default=3)
+    p.add_argument("--dates", type=_within(0, 365), default=3)
+    p.add_argument("--seats", type=_within(0, 100_000), default=50)
+    p.add_argument("--price", type=_within(1, 10_000_000_000), default=100_000)
     return parser
 
 

@@ -1,0 +1,41 @@
+"""The `waitingroom` command as a user runs it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "waitingroom", *args], capture_output=True,
+                          text=True, timeout=60, env={**os.environ, **(env or {})})
+
+
+@pytest.mark.parametrize("args, message", [
+    (["seed", "--price", "-5"], "--price: -5 is not between 1"),
+    (["seed", "--seats", "many"], "--seats: 'many' is not a whole number"),
+])
+def test_bad_arguments_are_usage_errors(args, message):
+    done = run(*args)
+    assert done.returncode == 2 and message in done.stderr
+
+
+def test_bad_configuration_names_the_variable():
+    done = run("migrate", env={"DATABASE_URL": "postgresql://x/y", "REDIS_URL": "redis://x",
+                               "ADMIT_RATE": "fast"})
+    assert done.returncode == 2
+    assert "ADMIT_RATE must be a number" in done.stderr
+
+
+async def test_migrate_and_seed_twice_add_nothing_more(database_url, redis_url, pg):
+    env = {"DATABASE_URL": database_url, "REDIS_URL": redis_url}
+    assert "nothing pending" in run("migrate", env=env).stdout
+    for _ in range(2):
+        done = run("seed", "--concerts", "2", "--dates", "2", "--seats", "5", env=env)
+        assert done.returncode == 0, done.stderr
+    assert await pg.fetchval("SELECT count(*) FROM concerts") == 2
+    assert await pg.fetchval("SELECT count(*) FROM concert_schedules") == 4
+    assert await pg.fetchval("SELECT count(*) FROM concert_seats") == 20
