@@ -386,15 +386,15 @@ class Bench:
             text = "Skipped (--no-booking)."
         elif importlib.util.find_spec("loadtest.booking_bench") is None:
             text = ("Produced by `python -m loadtest.booking_bench` (not present in this tree). "
-                    "When it exists, this bench runs it as `python -m loadtest.booking_bench "
-                    "--url <url> [--quick]` with ADMIN_TOKEN, REDIS_URL and DATABASE_URL in its "
+                    "When it exists, this bench runs it with REDIS_URL and DATABASE_URL in its "
                     "environment, and puts its Markdown output here.")
         else:
             env = dict(os.environ, BENCH_URL=self.url, ADMIN_TOKEN=self.admin_token or "")
             if self.stack:
                 env.update(REDIS_URL=self.stack.redis_url, DATABASE_URL=self.stack.database_url)
-            argv = [sys.executable, "-m", "loadtest.booking_bench", "--url", self.url]
-            argv += ["--quick"] if self.args.quick else []
+            # It makes its own database on the same PostgreSQL server and its own web process.
+            argv = [sys.executable, "-m", "loadtest.booking_bench"]
+            argv += ["--seconds", "1.5"] if self.args.quick else []
             with self.timed("holds and payments"):
                 try:
                     proc = await asyncio.create_subprocess_exec(
@@ -488,6 +488,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if not wrk.available():
+        print("loadtest.bench needs wrk, the HTTP load client: `apt-get install -y wrk`, "
+              "or run scripts/bench, which installs it", file=sys.stderr)
+        return 2
     fd_limit = raise_nofile()  # inherited by every process started from here
     plan = Plan.make(args, fd_limit)
     bare_port = free_port()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -63,6 +64,13 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
     await hub.release()
 
 
+async def _gc_timing(app: web.Application) -> AsyncIterator[None]:
+    callback = app[METRICS].gc_callback
+    gc.callbacks.append(callback)
+    yield
+    gc.callbacks.remove(callback)
+
+
 async def _close_sockets(app: web.Application) -> None:
     # Runs before the cleanup contexts: clients are told to reconnect elsewhere (1001).
     await app[HUB].close_all()
@@ -73,7 +81,7 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[problem_middleware], client_max_size=MAX_BODY)
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
-    app.cleanup_ctx.extend([_redis, _postgres, _hub])
+    app.cleanup_ctx.extend([_redis, _postgres, _hub, _gc_timing])
     app.on_shutdown.append(_close_sockets)
     add_routes(app)
     booking.views.add_routes(app)

@@ -26,6 +26,8 @@ class Settings:
     tick_interval: float = 1.0
     # How long an EXPIRED token still answers GET /api/v1/queue and identifies its user.
     token_retention: int = 86400
+    # Seconds between full garbage collections of a web process (see cli.tune_gc).
+    gc_full_interval: float = 600.0
 
     def __post_init__(self) -> None:
         checks: list[tuple[str, bool]] = [
@@ -37,6 +39,7 @@ class Settings:
             ("WAIT_GRACE", 1 <= self.wait_grace <= 86400),
             ("MAX_SEATS_PER_USER", 1 <= self.max_seats_per_user <= 1000),
             ("TICK_INTERVAL", 0.01 <= self.tick_interval <= 60),
+            ("GC_FULL_INTERVAL", 1 <= self.gc_full_interval <= 86400),
         ]
         for name, ok in checks:
             if not ok:
