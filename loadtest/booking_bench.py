@@ -26,7 +26,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import aiohttp
 import asyncpg
@@ -39,7 +39,7 @@ from db.migrate import migrate_url
 from waitingroom import admission, errors
 from waitingroom.app import redis_client
 from waitingroom.queue import Queues
-from waitingroom.servers import free_port, postgres_reachable, throwaway_postgres, throwaway_redis
+from waitingroom.servers import free_port, scratch_database, throwaway_redis
 from waitingroom.settings import Settings
 
 SCHEDULES = 5000
@@ -50,28 +50,9 @@ HTTP_TOKENS = 300
 
 
 # -- servers ------------------------------------------------------------------------------
-@contextlib.contextmanager
-def database() -> Iterator[str]:
+def database() -> contextlib.AbstractContextManager[str]:
     """A fresh database on DATABASE_URL's server, or on a throwaway one; dropped on exit."""
-    with contextlib.ExitStack() as stack:
-        server = os.environ.get("DATABASE_URL")
-        if not postgres_reachable(server):
-            server = stack.enter_context(throwaway_postgres())
-        assert server is not None
-        name = f"wr_bench_{uuid.uuid4().hex[:8]}"
-
-        async def admin(sql: str) -> None:
-            conn = await asyncpg.connect(server)
-            try:
-                await conn.execute(sql)
-            finally:
-                await conn.close()
-
-        asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-        try:
-            yield urlunsplit(urlsplit(server)._replace(path="/" + name))
-        finally:
-            asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    return scratch_database("wr_bench")
 
 
 def pgbench_binary() -> str:

@@ -194,6 +194,19 @@ class Person(FastHttpUser):
             metric("admission to payment", (time.time() - admitted_at) * 1000)
 
 
+    def poll_then_book(self, cycles: int) -> None:
+        """Join, wait by polling, then book (holding `cycles` times) and pay."""
+        concert = random.choice(concerts)
+        joined = self.join(new_user_id(), concert)
+        if not joined:
+            return
+        start = time.time()
+        if self.poll_until_admitted(joined["token"], start + MAX_WAIT) is None:
+            return
+        metric("time to admission", (time.time() - start) * 1000)
+        self.book(joined["token"], concert, time.time(), cycles=cycles)
+
+
 def _code(response: Any) -> str:
     try:
         return str(response.json().get("code"))
@@ -244,15 +257,7 @@ class PollingWaiter(Person):
 
     @task
     def poll_and_buy(self) -> None:
-        concert = random.choice(concerts)
-        joined = self.join(new_user_id(), concert)
-        if not joined:
-            return
-        start = time.time()
-        if self.poll_until_admitted(joined["token"], start + MAX_WAIT) is None:
-            return
-        metric("time to admission", (time.time() - start) * 1000)
-        self.book(joined["token"], concert, time.time())
+        self.poll_then_book(cycles=1)
 
 
 class BookingClient(Person):
@@ -262,14 +267,7 @@ class BookingClient(Person):
 
     @task
     def book_hard(self) -> None:
-        concert = random.choice(concerts)
-        joined = self.join(new_user_id(), concert)
-        if not joined:
-            return
-        start = time.time()
-        if self.poll_until_admitted(joined["token"], start + MAX_WAIT) is None:
-            return
-        self.book(joined["token"], concert, time.time(), cycles=random.randint(1, 3))
+        self.poll_then_book(cycles=random.randint(1, 3))
 
 
 class SaleShape(LoadTestShape):

@@ -8,13 +8,11 @@ so tests can flush it and stop it without touching anyone else's data.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import asyncpg
@@ -23,7 +21,7 @@ import uvloop
 from redis.asyncio import Redis
 
 from db.migrate import migrate_url
-from waitingroom.servers import free_port, postgres_reachable, throwaway_postgres, throwaway_redis
+from waitingroom.servers import free_port, scratch_database, throwaway_redis
 from waitingroom.settings import Settings
 
 
@@ -31,11 +29,6 @@ def pytest_asyncio_loop_factories(
     config: Any, item: Any
 ) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
     return {"uvloop": uvloop.new_event_loop}
-
-
-def with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path="/" + name))
 
 
 @pytest.fixture(scope="session")
@@ -46,27 +39,9 @@ def redis_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
-    with contextlib.ExitStack() as stack:
-        server = os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
-        if not postgres_reachable(server):
-            server = stack.enter_context(throwaway_postgres())
-        assert server is not None
-        name = f"wr_test_{uuid.uuid4().hex[:12]}"
-
-        async def admin(sql: str) -> None:
-            conn = await asyncpg.connect(server)
-            try:
-                await conn.execute(sql)
-            finally:
-                await conn.close()
-
-        asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-        url = with_database(server, name)
+    with scratch_database("wr_test", os.environ.get("TEST_DATABASE_URL")) as url:
         asyncio.run(migrate_url(url))
-        try:
-            yield url
-        finally:
-            asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        yield url
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import uuid
 import asyncpg
 
 from db.migrate import migrate, migrate_url, migrations
-from tests.conftest import with_database
+from waitingroom.servers import with_database
 
 
 async def test_concurrent_migrations_apply_each_once(database_url):

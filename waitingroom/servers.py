@@ -9,8 +9,10 @@ import socket
 import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import redis
 
@@ -114,3 +116,37 @@ def services(redis_url: str | None = None, database_url: str | None = None) -> I
             database_url = stack.enter_context(throwaway_postgres())
         assert redis_url is not None and database_url is not None
         yield redis_url, database_url
+
+
+def with_database(url: str, name: str) -> str:
+    """The same server's URL, naming another database."""
+    return urlunsplit(urlsplit(url)._replace(path="/" + name))
+
+
+@contextlib.contextmanager
+def scratch_database(prefix: str, server: str | None = None) -> Iterator[str]:
+    """A new database on `server` (or DATABASE_URL's, if it answers, else a throwaway server);
+    dropped with everything in it on exit."""
+    import asyncio
+
+    import asyncpg
+
+    with contextlib.ExitStack() as stack:
+        server = server or os.environ.get("DATABASE_URL")
+        if not postgres_reachable(server):
+            server = stack.enter_context(throwaway_postgres())
+        assert server is not None
+        name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+
+        async def admin(sql: str) -> None:
+            conn = await asyncpg.connect(server)
+            try:
+                await conn.execute(sql)
+            finally:
+                await conn.close()
+
+        asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+        try:
+            yield with_database(server, name)
+        finally:
+            asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
