@@ -11,39 +11,30 @@ from .report import Report
 WHY: dict[str, str] = {
     "joins": (
         "The web process is CPU-bound in Python (about 90 % of a core, redis-server about 15 %). "
-        "A join is one Redis round trip now (`EVALSHA join` with the index `SET` and `SADD "
-        "wr:concerts` in one pipeline, `waitingroom/scripts.py: pipelined`), which took joins from "
-        "about 2,800/s to about 4,100/s on this machine; what remains is redis-py's pipeline "
-        "machinery (`Pipeline.execute` about 30 % of samples inclusive: command packing, pool "
-        "checkout, RESP parsing, `send`) beside aiohttp's request handling. The bare handler does "
-        "no I/O, so 0.5× of it needs a join that costs about one bare request. What would move "
-        "it: the hiredis parser (`redis[hiredis]`), `SADD wr:concerts` once per process per "
-        "concert rather than per join, a plain `Redis.evalsha` without the pipeline when the "
-        "index write moves into the script (single-Redis deployments), and more web processes."),
+        "Joins made in the same event-loop turn share one Redis pipeline (`EVALSHA join`, the "
+        "token index `SET` and `SADD wr:concerts` each; `waitingroom/scripts.py: AutoPipeline`), "
+        "with the hiredis parser: that took joins from about 2,800/s to 7,000-7,600/s on this "
+        "machine. What remains is redis-py packing commands in Python (`pack_command` and "
+        "`Encoder.encode`, about 18 % self time: a join sends 11 key names) and aiohttp's "
+        "request handling. The bare handler does no I/O, so 0.5× of it needs a join that costs "
+        "about one bare request. What would move it: fewer declared keys per script (derive "
+        "them from one hash-tagged prefix inside Lua), a client that packs commands in C, and "
+        "more web processes (one per core)."),
     "scale-out": (
         "On 2 cores, two web processes share them with wrk, redis-server and the admitter; the "
         "bare process's own 2-vs-1 ratio, measured in the same run, is the machine's ceiling. "
         "When the gateway's ratio is close to the bare one, the miss is the machine, not the "
         "gateway; 1.7× needs at least one more free core per added web process."),
     "admission": (
-        "`waitingroom/lua/admit.lua` caps the budget at `rate + 1` every tick "
-        "(`budget = math.min(budget + rate * elapsed, rate + 1)`). When an admitter tick runs late "
-        "(it first runs the booking sweep on PostgreSQL, and the machine is busy), `rate × "
-        "elapsed` passes the cap and the surplus is thrown away; the next, early tick then admits "
-        "fewer. The admitted events show it: ticks after a long gap admit exactly rate + 1 and "
-        "the following ones fewer than rate. What would move it: cap only an idle or paused "
-        "queue (no banking), or cap at about 1.5 × rate; and run the booking sweep after the "
-        "admission step, or in its own loop, so admission is not timed by PostgreSQL."),
+        "Admission is timed by Redis's clock and keeps ticks' jitter (the budget cap leaves room "
+        "for a late tick); a miss means admitter ticks were delayed by more than half an "
+        "interval, on a machine this busy. The admitted events in the JSON beside the report "
+        "show which ticks."),
     "admission delay": (
-        "Most admitted frames arrive within a few ms, but whole events arrive late together: the "
-        "web process's event loop is busy elsewhere and the pub/sub listener cannot run. The "
-        "position tick sends to every waiting socket in one pass without yielding (`Hub.tick`, "
-        "`await self.position(...)` per waiter; `send_str` only yields when a socket's buffer "
-        "is full), so at 19,000 sockets an admission arriving mid-tick waits for the rest of the "
-        "tick (hundreds of ms), and the slowest ticks (see 'slowest' above) are longer still. "
-        "What would move it: yield to the loop every few hundred sends in the tick "
-        "(`await asyncio.sleep(0)`), dispatch admissions ahead of position updates, split the "
-        "sends over the tick interval, or hold fewer sockets per process."),
+        "Whole admitted events arrive late together when the web process's event loop stalls. "
+        "The position tick yields every 256 sockets, and full garbage collections run only on "
+        "a schedule (`GC_FULL_INTERVAL`); the web process logs any collection over 100 ms and "
+        "`/metrics` has `waitingroom_gc_pause_seconds`: look there first."),
     "fan-out": (
         "The hub's per-frame work beyond the bare loop (position arithmetic with `bisect`, "
         "`RateInfo.eta`, building a `PositionFrame`, the slow-client check) is in the profile "
