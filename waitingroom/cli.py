@@ -133,7 +133,8 @@ def dev(args: argparse.Namespace) -> int:
               f"  REDIS_URL={redis_url}\n  DATABASE_URL={database_url}\n", flush=True)
         manager = Manager()
         exe = [sys.executable, "-m", "waitingroom"]
-        manager.add_process("web", " ".join([*exe, "web", "--port", str(port)]), env=env)
+        manager.add_process("web", " ".join([*exe, "web", "--host", "127.0.0.1", "--port",
+                                             str(port)]), env=env)
         manager.add_process("admitter", " ".join([*exe, "admitter"]), env=env)
         manager.loop()
         return manager.returncode or 0

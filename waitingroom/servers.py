@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import logging
+import warnings
 import os
 import shutil
 import socket
@@ -93,8 +95,13 @@ def throwaway_redis() -> Iterator[str]:
 @contextlib.contextmanager
 def throwaway_postgres() -> Iterator[str]:
     """A private PostgreSQL (from the pgserver wheel) in a temporary folder; deleted on exit."""
-    import pgserver
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (as under root or in CI): harmless.
+        warnings.simplefilter("ignore")
+        import pgserver
 
+    # pgserver logs every command it runs at INFO: a dev run should show only what matters.
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
     tmp = tempfile.mkdtemp(prefix="wr-pg-")
     server = pgserver.get_server(tmp, cleanup_mode="delete")  # type: ignore[attr-defined]
     try:
