@@ -140,12 +140,12 @@ class Bench:
             pids = [x for x in (self.web_pid, redis_pid) if x]
             c0, t0 = [cpu_seconds(x) for x in pids], time.monotonic()
             gw = self.joins_one = await self.wrk(self.url, 3, p.joins)
-            busy = [(cpu_seconds(x) - c) / (time.monotonic() - t0) for x, c in zip(pids, c0)]
+            busy = [(cpu_seconds(x) - c) / (time.monotonic() - t0) for x, c in zip(pids, c0, strict=True)]
         r = gw.rps / bare.rps
         ok = r >= 0.5 and gw.p99_ms < 50
         names = (["web"] if self.web_pid else []) + (["redis-server"] if redis_pid else [])
         self.report.facts["CPU during the gateway joins"] = ", ".join(
-            f"{n} {b:.0%} of one core" for n, b in zip(names, busy)) or "n/a"
+            f"{n} {b:.0%} of one core" for n, b in zip(names, busy, strict=True)) or "n/a"
         if not ok:
             self.missed.add("joins")
         c = f"{p.connections} conn"
@@ -294,7 +294,8 @@ class Bench:
         rep.add("sockets", "web CPU, queue moving", fmt(pid and (c1 - c0) / (t1 - t0) * 100, " %", 1),
                 fmt(bare["cpu"] * 100, " %", 1), ratio(pid and (c1 - c0) / (t1 - t0), bare["cpu"]),
                 "", "—")
-        rep.add("fan-out", "frames/s delivered (waiting sockets only)", fmt(fps), fmt(bare["fps"]), ratio(fps, bare["fps"]),
+        rep.add("fan-out", "frames/s delivered (waiting sockets only)", fmt(fps), fmt(bare["fps"]),
+                ratio(fps, bare["fps"]),
                 "", "—")
         rep.add("fan-out", "send capacity (frames per second of tick time)", fmt(capacity),
                 fmt(bare["capacity"]), ratio(capacity, bare["capacity"]), "≥ 0.70×",

@@ -30,7 +30,7 @@ def draw(samples: list[Sample], phases: list[tuple[str, float, float]], out: Pat
     axes[2].legend(loc="upper left")
     for ax in axes:
         ax.grid(alpha=0.3)
-        for i, (name, a, b) in enumerate(phases):
+        for i, (_, a, b) in enumerate(phases):
             ax.axvspan(a, b, color="tab:orange" if i % 2 else "tab:purple", alpha=0.07)
     for name, a, b in phases:
         axes[0].annotate(name, ((a + b) / 2, 1.0), xycoords=("data", "axes fraction"),
