@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 
 from aiohttp import web
 
@@ -20,10 +21,14 @@ class Holder:
     concert_id: int
     user_id: int
     state: State
+    expires_ms: int | None = None
 
     def admitted(self) -> int:
         """The user id if the token is AVAILABLE, else its token error."""
-        if self.state == "EXPIRED":
+        # The admitter expires a token within a tick of its deadline; until then, the deadline
+        # itself already closes the gate.
+        if self.state == "EXPIRED" or (
+                self.expires_ms is not None and self.expires_ms <= time.time() * 1000):
             raise errors.TokenExpired()
         if self.state == "WAITING":
             raise errors.TokenNotAdmitted()
@@ -51,4 +56,4 @@ async def holder(request: web.Request) -> Holder:
     """The request's bearer token as stored, read without counting as a queue poll."""
     token = bearer(request)
     concert_id, record = await request.app[QUEUES].lookup(token)
-    return Holder(token, concert_id, record.user_id, record.state)
+    return Holder(token, concert_id, record.user_id, record.state, record.expires_ms)

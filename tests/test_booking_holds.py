@@ -208,3 +208,16 @@ async def test_more_buyers_than_seats(shop: Shop) -> None:
     assert await shop.pg.fetchval(
         "SELECT count(*) FROM concert_seats WHERE schedule_id = $1 AND status = 'PENDING'", s1) == seats
     await shop.audit()
+
+
+async def test_admission_window_closes_at_its_deadline_even_before_the_admitter_ticks(
+        shop: Shop) -> None:
+    concert_id, (schedule,) = await shop.concert(dates=1, seats=3, price=10_000)
+    token = await shop.buyer(concert_id, 1)
+    k = f"wr:{{c:{concert_id}}}:tok"
+    redis = shop.queues.redis
+    record = (await redis.hget(k, token)).decode().split("|")
+    record[3] = "1000"  # the booking deadline passed long ago; no admitter has run since
+    await redis.hset(k, token, "|".join(record))
+    answer = await shop.hold(token, schedule, seats=[1])
+    assert answer.status == 410 and answer.body["code"] == "token_expired"
