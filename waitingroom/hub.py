@@ -184,7 +184,10 @@ class Hub:
     async def listen(self) -> None:
         """Follow every concert's channel; reconnect after a Redis outage."""
         backoff = 0.1
+        me = asyncio.current_task()
         while True:
+            if me is not None and me.cancelling():  # see ticker.every
+                raise asyncio.CancelledError()
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.psubscribe(keys.CHANNEL_PATTERN)

@@ -14,8 +14,13 @@ log = logging.getLogger(__name__)
 async def every(interval: float, step: Callable[[], Awaitable[object]], what: str) -> None:
     """Call step every interval seconds until cancelled; a failed step is logged, never fatal."""
     loop = asyncio.get_running_loop()
+    me = asyncio.current_task()
     next_at = loop.time()
     while True:
+        # Python 3.11's wait_for (used inside redis-py) can swallow a cancellation that lands
+        # as its inner call completes; the task still says it is being cancelled, so stop here.
+        if me is not None and me.cancelling():
+            raise asyncio.CancelledError()
         next_at += interval
         try:
             await step()
@@ -26,5 +31,7 @@ async def every(interval: float, step: Callable[[], Awaitable[object]], what: st
         except Exception:
             log.exception("%s failed", what)
         # A step that overran does not make the next ones bunch up.
+        if me is not None and me.cancelling():
+            raise asyncio.CancelledError()
         next_at = max(next_at, loop.time())
         await asyncio.sleep(next_at - loop.time())
