@@ -19,7 +19,6 @@ from .queue import Ticket, valid_token
 from .records import rfc3339
 from .schemas import (
     AdminQueueOut,
-    AdmittedFrame,
     ConcertOut,
     ExpiredFrame,
     JoinOut,
@@ -117,15 +116,14 @@ async def queue_socket(request: web.Request) -> web.WebSocketResponse:
                 view.rate = ticket.rate
             await hub.position(waiter, view, ticket.position or 1)
         else:
-            await ws.send_str(_encode(AdmittedFrame(expires_at=rfc3339(rec.expires_ms),
-                                                    concert_id=ticket.concert_id)).decode())
+            await hub.admitted(waiter, rec.expires_ms)
         async for msg in ws:
             if msg.type == WSMsgType.TEXT:
                 try:
                     _decode_ping(msg.data)
                 except msgspec.DecodeError:
                     continue  # anything but a ping is ignored
-                await ws.send_str(_encode(PongFrame()).decode())
+                await hub.send(waiter, PongFrame())
     finally:
         await hub.remove(waiter)
     return ws
