@@ -12,7 +12,9 @@ from waitingroom.schemas import Id, Request, Response
 SeatNumber = Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1, description="A seat number")]
 # A request never needs more seats than MAX_SEATS_PER_USER allows (at most 1000).
 MAX_SEATS_PER_REQUEST = 1000
-Amount = Annotated[int, msgspec.Meta(ge=1, le=10_000_000,
+# One charge of the balance, in won (the pages read these from GET /api/v1/limits).
+CHARGE_MIN, CHARGE_MAX = 1, 10_000_000
+Amount = Annotated[int, msgspec.Meta(ge=CHARGE_MIN, le=CHARGE_MAX,
                                      description="Won to add to the balance, 1 .. 10,000,000")]
 SeatStatus = Literal["AVAILABLE", "PENDING", "RESERVED"]
 ReservationStatus = Literal["WAITING", "RESERVED", "CANCELED", "EXPIRED"]

@@ -211,3 +211,15 @@ async def test_redis_down_is_503_not_500(aiohttp_client, make_settings, add_conc
     await assert_problem(resp, 503, "service_unavailable")
     await assert_problem(await client.get("/readyz"), 503, "service_unavailable")
     assert (await client.get("/healthz")).status == 200
+
+
+async def test_limits_come_from_the_settings(aiohttp_client, make_settings, pg, redis):
+    from waitingroom.app import create_app
+
+    client = await aiohttp_client(create_app(make_settings(active_ttl=420, wait_grace=45,
+                                                          max_seats_per_user=6, hold_ttl=90)))
+    resp = await client.get("/api/v1/limits")
+    assert resp.status == 200
+    assert await resp.json() == {"charge_min": 1, "charge_max": 10_000_000, "max_seats_per_user": 6,
+                                 "hold_ttl_seconds": 90, "active_ttl_seconds": 420,
+                                 "wait_grace_seconds": 45}

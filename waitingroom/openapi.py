@@ -43,6 +43,10 @@ _BODY = ((400, "validation_error"), (413, "payload_too_large"), (415, "unsupport
 OPERATIONS: tuple[Op, ...] = (
     Op("get", "/api/v1/concerts", "Concerts and their queues", "waiting room", list[w.ConcertOut],
        auth=None),
+    Op("get", "/api/v1/limits", "The server's limits and time windows", "waiting room",
+       w.LimitsOut, auth=None,
+       description="Charge range, seats per user, and how long a hold, an admission and an "
+                   "unwatched place last, in seconds: what pages tell their users."),
     Op("post", "/api/v1/concerts/{concert_id}/queue", "Join a concert's queue", "waiting room",
        w.JoinOut, 201, w.JoinRequest, auth=None, problems=(*_BODY, (404, "not_found")),
        description="201 for a new place, 200 with the same token and place when already queued."),

@@ -72,6 +72,17 @@ class AdminQueueOut(Response):
     paused: bool
 
 
+class LimitsOut(Response):
+    """The server's limits and windows, so that pages never repeat them."""
+
+    charge_min: int
+    charge_max: int
+    max_seats_per_user: int
+    hold_ttl_seconds: int
+    active_ttl_seconds: int
+    wait_grace_seconds: int
+
+
 class Problem(msgspec.Struct, kw_only=True, omit_defaults=True):
     type: str
     title: str

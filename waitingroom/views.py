@@ -10,6 +10,7 @@ from aiohttp import WSMsgType, web
 from aiohttp.typedefs import Handler
 
 from booking.audit import audit
+from booking.schemas import CHARGE_MAX, CHARGE_MIN
 
 from . import errors
 from .appkeys import CONCERTS, HUB, METRICS, PG, QUEUES, REDIS, SETTINGS
@@ -23,6 +24,7 @@ from .schemas import (
     ExpiredFrame,
     JoinOut,
     JoinRequest,
+    LimitsOut,
     PingFrame,
     PongFrame,
     QueuePatch,
@@ -47,6 +49,13 @@ async def list_concerts(request: web.Request) -> web.Response:
             waiting=f.waiting, active=f.active, admit_rate=f.admit_rate, paused=f.paused))
         for r in rows for f in [figures[r["id"]]]
     ])
+
+
+async def limits(request: web.Request) -> web.Response:
+    s = request.app[SETTINGS]
+    return reply(LimitsOut(charge_min=CHARGE_MIN, charge_max=CHARGE_MAX,
+                           max_seats_per_user=s.max_seats_per_user, hold_ttl_seconds=s.hold_ttl,
+                           active_ttl_seconds=s.active_ttl, wait_grace_seconds=s.wait_grace))
 
 
 def _ws_url(request: web.Request, token: str) -> str:
@@ -212,6 +221,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/v1/concerts", list_concerts)
+    app.router.add_get("/api/v1/limits", limits)
     app.router.add_post("/api/v1/concerts/{concert_id}/queue", join)
     app.router.add_get("/api/v1/queue", queue_status)
     app.router.add_delete("/api/v1/queue", leave)
