@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from waitingroom.errors import ScheduleNotFound
-
 from . import queries
+from .errors import ScheduleNotFound
 
 # Far more schedules than any venue has; past it the memory starts over.
 MAX_REMEMBERED = 100_000

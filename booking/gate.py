@@ -1,16 +1,18 @@
-"""The gate in front of booking: who is asking, and may they book this concert now."""
+"""The gate in front of booking: who a bearer token is, and may they book this concert now.
+
+Booking does not know how the queue is kept; the shell hands it a Gate that does.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import time
+from typing import Literal, Protocol
 
-from aiohttp import web
+from . import errors
 
-from waitingroom import errors
-from waitingroom.appkeys import QUEUES
-from waitingroom.problems import bearer
-from waitingroom.records import State
+# A queue token's state, as the contract names it.
+TokenState = Literal["WAITING", "AVAILABLE", "EXPIRED"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -20,7 +22,7 @@ class Holder:
     token: str
     concert_id: int
     user_id: int
-    state: State
+    state: TokenState
     expires_ms: int | None = None
 
     def admitted(self) -> int:
@@ -52,8 +54,14 @@ class Holder:
         return self.user_id
 
 
-async def holder(request: web.Request) -> Holder:
-    """The request's bearer token as stored, read without counting as a queue poll."""
-    token = bearer(request)
-    concert_id, record = await request.app[QUEUES].lookup(token)
-    return Holder(token, concert_id, record.user_id, record.state, record.expires_ms)
+class Gate(Protocol):
+    """What booking asks of the queue."""
+
+    async def holder(self, token: str) -> Holder:
+        """The token as stored (TokenInvalid if unknown), read without counting as a poll."""
+
+    async def complete(self, token: str) -> None:
+        """The token's purchase is done: expire it if it is still AVAILABLE.
+
+        TokenInvalid if the token is gone; ServiceUnavailable if the queue is not answering.
+        """

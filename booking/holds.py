@@ -8,9 +8,7 @@ from datetime import datetime
 
 import asyncpg
 
-from waitingroom import errors
-
-from . import queries
+from . import errors, queries
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -53,12 +51,10 @@ async def hold(conn: asyncpg.Connection, *, user_id: int, schedule_id: int,
             missing = sorted(n for n in set(seat_numbers) if n not in got)
             raise errors.SeatUnavailable(
                 f"Seats {', '.join(map(str, missing))} are not on sale", seats=missing)
-        try:
+        # The last line of defence: a seat already in a live reservation is seat_unavailable.
+        with errors.constraint_rules():
             row = await queries.create_hold(conn, user_id, schedule_id,
                                             [r["id"] for r in picked], ttl_seconds)
-        except asyncpg.UniqueViolationError as e:
-            # The last line of defence: a seat already in a live reservation.
-            raise errors.SeatUnavailable("A seat was taken at the same moment") from e
     seats = sorted((r["seat_number"], r["price"]) for r in picked)
     return Hold(row["id"], schedule_id, seats, row["total_price"], row["hold_expires_at"])
 

@@ -9,19 +9,12 @@ import logging
 
 import asyncpg
 import msgspec
-import redis.exceptions
 
-from waitingroom import errors
-from waitingroom.queue import Queues
-
-from . import queries
-from .gate import Holder
+from . import errors, queries
+from .gate import Gate, Holder
 from .schemas import PaymentRequest
 
 log = logging.getLogger(__name__)
-
-# Expiring the queue token must not hold up the buyer's answer; the admitter does it later.
-TOKEN_EXPIRY_TIMEOUT = 2.0
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -69,20 +62,23 @@ async def pay(conn: asyncpg.Connection, *, holder: Holder, reservation_id: int, 
         balance = await queries.debit(conn, user_id, amount)
         if balance is None:
             raise errors.InsufficientBalance(f"Paying takes {amount} won; charge the balance first")
-        payment_id = await queries.complete_payment(
-            conn, reservation_id=reservation_id, user_id=user_id, amount=amount, key=key,
-            request_hash=fingerprint, token=holder.token, balance_after=balance)
+        with errors.constraint_rules():
+            payment_id = await queries.complete_payment(
+                conn, reservation_id=reservation_id, user_id=user_id, amount=amount, key=key,
+                request_hash=fingerprint, token=holder.token, balance_after=balance)
     return Payment(payment_id, reservation_id, amount, balance, token_to_expire=True)
 
 
-async def expire_token(queues: Queues, pool: asyncpg.Pool, payment_id: int, token: str) -> bool:
-    """End the paying queue token (reason completed); False if Redis did not answer."""
+async def expire_token(gate: Gate, pool: asyncpg.Pool, payment_id: int, token: str,
+                       within: float) -> bool:
+    """End the paying queue token (reason completed); False if the queue did not answer
+    within that many seconds."""
     try:
-        async with asyncio.timeout(TOKEN_EXPIRY_TIMEOUT):
-            await queues.end(token, "completed", pool, only_state="A")
+        async with asyncio.timeout(within):
+            await gate.complete(token)
     except errors.TokenInvalid:
         pass  # the token's record is gone already: nothing left to expire
-    except (redis.exceptions.RedisError, OSError, TimeoutError) as e:
+    except (errors.ServiceUnavailable, TimeoutError) as e:
         log.warning("payment %s: could not expire its queue token yet: %r", payment_id, e)
         return False
     await queries.mark_token_expired(pool, [payment_id])

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from waitingroom.schemas import Id, Request, Response
+from .wire import Id, Request, Response
 
 # Seat numbers are PostgreSQL integers; anything larger cannot be a seat of any schedule.
 SeatNumber = Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1, description="A seat number")]

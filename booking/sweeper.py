@@ -11,15 +11,12 @@ import logging
 
 import asyncpg
 
-from waitingroom.queue import Queues
-
 from . import queries
+from .context import BookingSettings
+from .gate import Gate
 from .payments import expire_token
 
 log = logging.getLogger(__name__)
-
-# Rows per statement; one tick runs each sweep once.
-BATCH = 1000
 
 
 @dataclasses.dataclass(slots=True)
@@ -29,14 +26,18 @@ class SweepOutcome:
     expired_tokens: int = 0
 
 
-async def sweep(queues: Queues | None, pool: asyncpg.Pool, batch: int = BATCH) -> SweepOutcome:
-    """One pass of every booking sweep."""
+async def sweep(gate: Gate | None, pool: asyncpg.Pool,
+                settings: BookingSettings | None = None) -> SweepOutcome:
+    """One pass of every booking sweep (paid tokens are expired only when a gate is given)."""
+    settings = settings or BookingSettings()
+    batch = settings.sweep_batch
     out = SweepOutcome()
     out.expired_holds, out.released_seats = await queries.expire_holds(pool, batch)
     out.released_seats += await queries.release_orphans(pool, batch)
-    if queues is not None:
+    if gate is not None:
         for row in await queries.tokens_to_expire(pool, batch):
-            if not await expire_token(queues, pool, row["id"], row["token"]):
+            if not await expire_token(gate, pool, row["id"], row["token"],
+                                      settings.token_expiry_timeout):
                 break  # Redis is not answering: try again next tick
             out.expired_tokens += 1
     return out

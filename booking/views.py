@@ -7,14 +7,9 @@ from datetime import datetime
 import msgspec
 from aiohttp import web
 
-from waitingroom import errors
-from waitingroom.appkeys import PG, QUEUES, SCHEDULES, SETTINGS
-from waitingroom.problems import path_id, read_json
-from waitingroom.views import reply
-
-from . import holds, payments, queries
-from .catalog import Schedules
-from .gate import holder
+from . import errors, holds, payments, queries
+from .context import BOOKING
+from .gate import Holder
 from .schemas import (
     BalanceOut,
     ChargeRequest,
@@ -26,9 +21,15 @@ from .schemas import (
     ScheduleOut,
     SeatOut,
 )
+from .wire import bearer, path_id, read_json, reply
 
 IDEMPOTENCY_KEY = "Idempotency-Key"
 MAX_KEY_LENGTH = 64
+
+
+async def holder(request: web.Request) -> Holder:
+    """The request's bearer token as the queue keeps it (reading it is not a queue poll)."""
+    return await request.app[BOOKING].gate.holder(bearer(request))
 
 
 def _time(value: datetime) -> str:
@@ -39,7 +40,7 @@ def _time(value: datetime) -> str:
 async def list_schedules(request: web.Request) -> web.Response:
     concert_id = path_id(request, "concert_id")
     (await holder(request)).admitted_to(concert_id)
-    rows = await queries.list_schedules(request.app[PG], concert_id)
+    rows = await queries.list_schedules(request.app[BOOKING].pool, concert_id)
     return reply([ScheduleOut(id=r["id"], concert_date=r["concert_date"].isoformat(),
                               available_seats=r["available_seats"]) for r in rows])
 
@@ -48,8 +49,9 @@ async def seat_map(request: web.Request) -> web.Response:
     schedule_id = path_id(request, "schedule_id")
     who = await holder(request)
     who.admitted()
-    who.check_concert(await request.app[SCHEDULES].concert_of(request.app[PG], schedule_id))
-    rows = await queries.seat_map(request.app[PG], schedule_id)
+    shop = request.app[BOOKING]
+    who.check_concert(await shop.schedules.concert_of(shop.pool, schedule_id))
+    rows = await queries.seat_map(shop.pool, schedule_id)
     return reply([SeatOut(seat_number=r["seat_number"], price=r["price"], status=r["status"])
                   for r in rows])
 
@@ -68,10 +70,10 @@ async def create_reservation(request: web.Request) -> web.Response:
     body = await read_json(request, HoldRequest)
     _check_hold(body)
     user_id = who.admitted()
-    pool = request.app[PG]
-    who.check_concert(await request.app[SCHEDULES].concert_of(pool, body.schedule_id))
-    settings = request.app[SETTINGS]
-    async with pool.acquire() as conn:
+    shop = request.app[BOOKING]
+    who.check_concert(await shop.schedules.concert_of(shop.pool, body.schedule_id))
+    settings = shop.settings
+    async with shop.pool.acquire() as conn:
         held = await holds.hold(
             conn, user_id=user_id, schedule_id=body.schedule_id,
             seat_numbers=body.seat_numbers if isinstance(body.seat_numbers, list) else None,
@@ -88,7 +90,7 @@ async def get_reservation(request: web.Request) -> web.Response:
     reservation_id = path_id(request, "reservation_id")
     who = await holder(request)
     user_id = who.admitted()
-    row = await queries.get_reservation(request.app[PG], reservation_id, user_id)
+    row = await queries.get_reservation(request.app[BOOKING].pool, reservation_id, user_id)
     if row is None:
         raise errors.ReservationNotFound(f"You have no reservation {reservation_id}")
     who.check_concert(row["concert_id"])
@@ -104,7 +106,7 @@ async def delete_reservation(request: web.Request) -> web.Response:
     reservation_id = path_id(request, "reservation_id")
     who = await holder(request)
     user_id = who.admitted()
-    async with request.app[PG].acquire() as conn:
+    async with request.app[BOOKING].pool.acquire() as conn:
         await holds.release(conn, reservation_id=reservation_id, user_id=user_id,
                             check_concert=who.check_concert)
     return web.Response(status=204)
@@ -127,12 +129,13 @@ async def create_payment(request: web.Request) -> web.Response:
     who = await holder(request)
     body = await read_json(request, PaymentRequest)
     key = _idempotency_key(request)
-    pool = request.app[PG]
-    async with pool.acquire() as conn:
+    shop = request.app[BOOKING]
+    async with shop.pool.acquire() as conn:
         paid = await payments.pay(conn, holder=who, reservation_id=body.reservation_id, key=key,
                                   fingerprint=payments.request_hash(body))
     if paid.token_to_expire:
-        await payments.expire_token(request.app[QUEUES], pool, paid.id, who.token)
+        await payments.expire_token(shop.gate, shop.pool, paid.id, who.token,
+                                    shop.settings.token_expiry_timeout)
     return reply(PaymentOut(id=paid.id, reservation_id=paid.reservation_id, amount=paid.amount,
                             state="COMPLETED", balance=paid.balance), status=201)
 
@@ -140,19 +143,18 @@ async def create_payment(request: web.Request) -> web.Response:
 # -- balance ------------------------------------------------------------------------------
 async def get_balance(request: web.Request) -> web.Response:
     user_id = (await holder(request)).live()
-    return reply(BalanceOut(balance=await queries.get_balance(request.app[PG], user_id)))
+    return reply(BalanceOut(balance=await queries.get_balance(request.app[BOOKING].pool, user_id)))
 
 
 async def charge_balance(request: web.Request) -> web.Response:
     user_id = (await holder(request)).live()
     body = await read_json(request, ChargeRequest)
-    return reply(BalanceOut(balance=await queries.charge(request.app[PG], user_id, body.amount)),
-                 status=201)
+    return reply(BalanceOut(balance=await queries.charge(request.app[BOOKING].pool, user_id,
+                                                         body.amount)), status=201)
 
 
 def add_routes(app: web.Application) -> None:
-    """Booking and balance routes, and the schedule cache they share."""
-    app[SCHEDULES] = Schedules()
+    """Booking and balance routes; the app must hold a Booking under BOOKING once started."""
     app.router.add_get("/api/v1/concerts/{concert_id}/schedules", list_schedules)
     app.router.add_get("/api/v1/schedules/{schedule_id}/seats", seat_map)
     app.router.add_post("/api/v1/reservations", create_reservation)

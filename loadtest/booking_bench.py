@@ -33,10 +33,11 @@ import asyncpg
 import uvloop
 
 from booking import holds, payments, queries
+from booking.errors import SeatUnavailable
 from booking.gate import Holder
 from booking.schemas import PaymentRequest
 from db.migrate import migrate_url
-from waitingroom import admission, errors
+from waitingroom import admission
 from waitingroom.app import redis_client
 from waitingroom.queue import Queues
 from waitingroom.servers import free_port, scratch_database, throwaway_redis
@@ -158,7 +159,7 @@ async def asyncpg_holds(dsn: str, concurrency: int, seconds: float,
                 await holds.hold(conn, user_id=random.randint(1, 1_000_000),
                                  schedule_id=random.randint(*schedules), seat_numbers=None,
                                  quantity=1, ttl_seconds=300, max_seats=1000)
-            except errors.SeatUnavailable:
+            except SeatUnavailable:
                 return False
         return True
 

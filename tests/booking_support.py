@@ -18,6 +18,7 @@ from tests.conftest import eventually
 from waitingroom import admission
 from waitingroom.app import create_app
 from waitingroom.appkeys import QUEUES
+from waitingroom.gate import QueueGate
 from waitingroom.queue import Queues
 from waitingroom.settings import Settings
 
@@ -114,7 +115,7 @@ class Shop:
         return await self.call("POST", "/api/v1/balance/charges", token, json={"amount": amount})
 
     async def sweep(self) -> None:
-        await sweep(self.queues, self.pg)
+        await sweep(QueueGate(self.queues, self.pg), self.pg)
 
     async def audit(self) -> None:
         """Fail if the database breaks any booking invariant."""

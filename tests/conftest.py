@@ -83,7 +83,7 @@ async def redis(redis_url: str) -> AsyncIterator[Redis]:
     """A client of the private test Redis, emptied before each test."""
     from waitingroom.app import redis_client
 
-    client = redis_client(redis_url)
+    client = redis_client(redis_url, 50)
     await client.flushdb()
     yield client
     await client.aclose()

@@ -7,14 +7,14 @@ import contextlib
 
 from tests.conftest import eventually
 from waitingroom import admission
-from waitingroom.queue import Queues, redis_ms
+from waitingroom.queue import Admission, Queues
 
 STATE = "wr:{c:1}:state"
 
 
-async def _tick_after(queues: Queues, seconds: float) -> admission.TickOutcome:
+async def _tick_after(queues: Queues, seconds: float) -> Admission:
     """One admission tick as if `seconds` of Redis time had passed since the last one."""
-    await queues.redis.hset(STATE, "last_ms", await redis_ms(queues.redis) - int(seconds * 1000))
+    await queues.redis.hset(STATE, "last_ms", await queues.clock_ms() - int(seconds * 1000))
     return (await admission.tick(queues, None))[1]
 
 
@@ -38,9 +38,9 @@ async def running(*admitters, pool=None):
 async def _measured_rate(queues: Queues, count: int) -> float:
     """Admissions per second of Redis time over the next `count` admissions."""
     await eventually(lambda: _admitted(queues, 1), timeout=5)
-    a0, t0 = await _admitted_total(queues), await redis_ms(queues.redis)
+    a0, t0 = await _admitted_total(queues), await queues.clock_ms()
     await eventually(lambda: _admitted(queues, a0 + count), timeout=30)
-    a1, t1 = await _admitted_total(queues), await redis_ms(queues.redis)
+    a1, t1 = await _admitted_total(queues), await queues.clock_ms()
     return (a1 - a0) / ((t1 - t0) / 1000)
 
 
@@ -54,7 +54,7 @@ async def test_admission_is_fifo(queues):
     order: list[str] = []
     await admission.tick(queues, None)
     while len(order) < 30:
-        order += (await _tick_after(queues, 1.0)).admitted
+        order += (await _tick_after(queues, 1.0)).admitted_tokens
     assert order == [t.token for t in tickets]
 
 
@@ -63,7 +63,7 @@ async def test_fractional_budget_admits_five_every_two_seconds(queues):
         await queues.join(1, u)
     await queues.configure(1, admit_rate=2.5)
     await admission.tick(queues, None)
-    counts = [len((await _tick_after(queues, 1.0)).admitted) for _ in range(6)]
+    counts = [len((await _tick_after(queues, 1.0)).admitted_tokens) for _ in range(6)]
     assert counts == [2, 3, 2, 3, 2, 3]
 
 
@@ -73,10 +73,10 @@ async def test_no_banking_after_a_pause(queues):
     await queues.configure(1, admit_rate=10.0, paused=True)
     await admission.tick(queues, None)
     for _ in range(30):  # thirty seconds of paused ticks
-        assert len((await _tick_after(queues, 1.0)).admitted) == 0
+        assert len((await _tick_after(queues, 1.0)).admitted_tokens) == 0
     await queues.configure(1, paused=False)
     # They saved up nothing: one second's worth comes in on the next tick.
-    assert len((await _tick_after(queues, 1.0)).admitted) == 10
+    assert len((await _tick_after(queues, 1.0)).admitted_tokens) == 10
 
 
 async def test_no_banking_while_no_admitter_ran(make_settings, redis):
@@ -86,7 +86,7 @@ async def test_no_banking_while_no_admitter_ran(make_settings, redis):
     await queues.configure(1, admit_rate=10.0)
     await admission.tick(queues, None)
     # A minute with no admitter: about a second's worth at once (room for one late tick).
-    assert 10 <= len((await _tick_after(queues, 60.0)).admitted) <= 16
+    assert 10 <= len((await _tick_after(queues, 60.0)).admitted_tokens) <= 16
 
 
 async def test_late_and_early_ticks_keep_the_exact_rate(make_settings, redis):
@@ -95,7 +95,7 @@ async def test_late_and_early_ticks_keep_the_exact_rate(make_settings, redis):
         await queues.join(1, u)
     await queues.configure(1, admit_rate=10.0)
     await admission.tick(queues, None)
-    counts = [len((await _tick_after(queues, gap)).admitted) for gap in (1.4, 0.6) * 5]
+    counts = [len((await _tick_after(queues, gap)).admitted_tokens) for gap in (1.4, 0.6) * 5]
     assert sum(counts) == 100
 
 
@@ -115,7 +115,7 @@ async def test_two_admitters_admit_no_more_than_one(queues, make_settings, redis
     for u in range(1, 301):
         await queues.join(1, u)
     await queues.configure(1, admit_rate=40.0)
-    other = redis_client(redis_url)
+    other = redis_client(redis_url, 10)
     try:
         a = Queues(queues.redis, make_settings(tick_interval=0.05))
         b = Queues(other, make_settings(tick_interval=0.07))
@@ -137,7 +137,7 @@ async def test_max_active_is_never_exceeded(queues, make_settings, redis):
     # A finished buyer frees exactly one slot for the next in line.
     await queues.end(tickets[0].token, "completed")
     outcome = await _tick_after(queues, 1.0)
-    assert outcome.admitted == [tickets[5].token]
+    assert outcome.admitted_tokens == [tickets[5].token]
 
 
 async def test_admitted_tokens_time_out_and_free_their_slot(make_settings, redis, pg, add_concert):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
-from booking.payments import TOKEN_EXPIRY_TIMEOUT
+from booking.context import BookingSettings
 from tests.booking_support import Shop, make_shop  # noqa: F401
 from waitingroom import admission
 
@@ -18,7 +18,7 @@ async def test_payment_survives_redis_not_answering(make_shop, redis: Redis) -> 
 
     # Redis keeps serving reads (the gate) but answers no write or script for a while: the
     # token-expiry step after the payment's commit gets no answer.
-    pause_ms = int(TOKEN_EXPIRY_TIMEOUT * 1000) + 1500
+    pause_ms = int(BookingSettings().token_expiry_timeout * 1000) + 1500
     await redis.execute_command("CLIENT", "PAUSE", pause_ms, "WRITE")
     paid = await shop.pay(token, rid, key="through-the-outage")
     assert paid.status == 201, paid.body

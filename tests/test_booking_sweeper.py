@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from booking import queries
+from booking.context import BookingSettings
 from booking.sweeper import sweep
 from tests.booking_support import Shop, make_shop, shop  # noqa: F401
 from waitingroom import admission
@@ -37,8 +38,8 @@ async def test_many_sweepers_at_once(shop: Shop) -> None:
     tokens = await shop.buyers(concert_id, range(1, 51))
     held = [(await shop.hold(t, s1, quantity=4)).body["id"] for t in tokens]
     await _run_out(shop, *held)
-    outcomes = await asyncio.gather(*(sweep(None, shop.pg, batch=7) for _ in range(8)))
-    while (more := await sweep(None, shop.pg, batch=7)).expired_holds:
+    outcomes = await asyncio.gather(*(sweep(None, shop.pg, BookingSettings(sweep_batch=7)) for _ in range(8)))
+    while (more := await sweep(None, shop.pg, BookingSettings(sweep_batch=7))).expired_holds:
         outcomes.append(more)
     assert sum(o.expired_holds for o in outcomes) == 50
     assert sum(o.released_seats for o in outcomes) == 200

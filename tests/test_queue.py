@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
+from booking.errors import TokenInvalid
 from waitingroom import admission
-from waitingroom.errors import TokenInvalid
-from waitingroom.hub import ConcertView, Hub
+from waitingroom.sockets import ConcertView
 
 
 async def test_join_gives_increasing_positions(queues):
@@ -57,7 +57,7 @@ async def test_unknown_token_is_invalid(queues):
 
 
 async def test_local_positions_match_redis_with_departures(queues, pg):
-    """The hub's local arithmetic (ticket - cursor - departed) equals ZCOUNT for every waiter."""
+    """The local arithmetic (ticket - cursor - departed) equals ZCOUNT for every waiter."""
     await queues.configure(1, admit_rate=1000.0)
     tickets = [await queues.join(1, u) for u in range(1, 41)]
     for t in tickets[3:30:4]:
@@ -66,11 +66,9 @@ async def test_local_positions_match_redis_with_departures(queues, pg):
     await queues.redis.hset("wr:{c:1}:state", "last_ms", 0)  # a long gap: about 1 s's worth
     await queues.configure(1, admit_rate=5.0)
     await admission.tick(queues, None)
-    hub = Hub(queues, 1.0)
     view = ConcertView()
-    raw = await queues.redis.hmget("wr:{c:1}:state", "cursor", "depseq")
-    departed = await queues.redis.zrange("wr:{c:1}:dep", 0, -1)
-    hub._advance(view, int(raw[0]), int(raw[1]), departed)
+    (snap,) = await queues.snapshots([(1, None)])
+    view.advance(snap.cursor, snap.depseq, snap.departed)
     checked = 0
     for t in tickets:
         now = await queues.status(t.token)

@@ -111,7 +111,7 @@ async def test_positions_exact_and_never_increase(client, queues, concert):
     await queues.configure(concert, paused=False, admit_rate=3.0)
     await admission.tick(queues, None)
     await queues.redis.hset(f"wr:{{c:{concert}}}:state", "last_ms", 0)
-    assert len((await admission.tick(queues, None))[concert].admitted) == 4  # one second's worth + 1
+    assert len((await admission.tick(queues, None))[concert].admitted_tokens) == 4  # one second's worth + 1
     await queues.configure(concert, paused=True)
     seen = await position_reaching(ws, 4)
     assert seen == sorted(seen, reverse=True)
@@ -197,15 +197,14 @@ async def test_admin_patch_reaches_a_second_web_process(aiohttp_client, settings
 
 
 async def test_slow_client_is_skipped_then_closed_without_holding_up_others(client, concert):
-    from waitingroom.appkeys import HUB
-    from waitingroom.hub import SLOW_CLIENT_TICKS
+    from waitingroom.appkeys import SETTINGS, SOCKETS
     from waitingroom.schemas import PositionFrame
 
     slow_t, fast_t = [(await join(client, concert, u))["token"] for u in (1, 2)]
     slow = await client.ws_connect(f"/ws/queue?token={slow_t}")  # never read from again
     fast = await client.ws_connect(f"/ws/queue?token={fast_t}")
     await next_frame(fast)
-    hub = client.app[HUB]
+    hub = client.app[SOCKETS]
     await eventually(lambda: _has(hub, slow_t))
     waiter = hub.by_token[slow_t][0]
     frame = PositionFrame(position=1, eta_seconds=1, admit_rate=1.0)
@@ -220,7 +219,7 @@ async def test_slow_client_is_skipped_then_closed_without_holding_up_others(clie
     assert await asyncio.wait_for(hub.send(fast_waiter, frame), 1)
     assert (await next_frame(fast))["position"] == 1
     # A client that stays behind is closed with 1008.
-    for _ in range(SLOW_CLIENT_TICKS):
+    for _ in range(client.app[SETTINGS].slow_client_ticks):
         await hub.send(waiter, frame)
     await eventually(lambda: _closed(waiter.ws), timeout=15)
     await slow.close()

@@ -11,55 +11,70 @@ from aiohttp import web
 from redis.asyncio import BlockingConnectionPool, Redis
 
 import booking.views
+from booking.context import BOOKING, Booking
 
 from . import openapi
-from .appkeys import CONCERTS, HUB, METRICS, PG, QUEUES, REDIS, SETTINGS
+from .appkeys import CONCERTS, LEASE, METRICS, PG, POSITIONS, QUEUES, REDIS, SETTINGS, SOCKETS
 from .concerts import ConcertDirectory
-from .hub import Hub
+from .gate import QueueGate
+from .lease import Lease
+from .listener import listen
 from .metrics import Metrics
+from .positions import PositionTick
 from .problems import problem_middleware
 from .queue import Queues
 from .settings import Settings
+from .sockets import Sockets
 from .views import add_routes
 
-# Request bodies are small JSON objects; anything larger is refused with 413.
-MAX_BODY = 64 * 1024
+# How long a connection from the pool may be waited for before the request fails with 503.
+REDIS_POOL_TIMEOUT = 10
+# How long shutdown waits for the background loops to stop.
+STOP_TIMEOUT = 5
 
 
-def redis_client(url: str, max_connections: int = 200) -> Redis:
-    pool = BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=10)
+def redis_client(url: str, max_connections: int) -> Redis:
+    pool = BlockingConnectionPool.from_url(url, max_connections=max_connections,
+                                           timeout=REDIS_POOL_TIMEOUT)
     return Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
 
 
 async def _redis(app: web.Application) -> AsyncIterator[None]:
-    client = redis_client(app[SETTINGS].redis_url)
+    settings = app[SETTINGS]
+    client = redis_client(settings.redis_url, settings.redis_pool_size)
     app[REDIS] = client
-    app[QUEUES] = Queues(client, app[SETTINGS])
+    app[QUEUES] = Queues(client, settings)
     yield
     await client.aclose()
 
 
 async def _postgres(app: web.Application) -> AsyncIterator[None]:
-    pool = await asyncpg.create_pool(app[SETTINGS].database_url, min_size=1, max_size=10)
+    settings = app[SETTINGS]
+    pool = await asyncpg.create_pool(settings.database_url, min_size=1,
+                                     max_size=settings.pg_pool_size)
     app[PG] = pool
     app[CONCERTS] = ConcertDirectory(pool)
+    app[BOOKING] = Booking(pool, QueueGate(app[QUEUES], pool), settings.booking)
     yield
     await pool.close()
 
 
-async def _hub(app: web.Application) -> AsyncIterator[None]:
-    hub = Hub(app[QUEUES], app[SETTINGS].tick_interval)
-    app[HUB] = hub
-    app[METRICS].watch(lambda: hub.socket_count, lambda: hub.last_tick_seconds,
-                       lambda: hub.frames_sent)
-    tasks = [asyncio.create_task(hub.listen(), name="pubsub"),
-             asyncio.create_task(hub.run(), name="position-tick")]
+async def _sockets(app: web.Application) -> AsyncIterator[None]:
+    settings, queues = app[SETTINGS], app[QUEUES]
+    sockets = Sockets(settings.admit_rate, settings.slow_client_bytes, settings.slow_client_ticks)
+    lease = Lease(queues, sockets, settings.tick_interval)
+    positions = PositionTick(queues, sockets, lease, settings.tick_interval)
+    app[SOCKETS], app[LEASE], app[POSITIONS] = sockets, lease, positions
+    app[METRICS].watch(lambda: sockets.count, lambda: positions.last_seconds,
+                       lambda: sockets.frames_sent)
+    tasks = [asyncio.create_task(listen(queues, sockets), name="pubsub"),
+             asyncio.create_task(positions.run(), name="position-tick")]
     yield
     for task in tasks:
         task.cancel()
     # Bounded: a task that does not stop in time must not hold up the process's shutdown.
-    await asyncio.wait(tasks, timeout=5)
-    await hub.release()
+    await asyncio.wait(tasks, timeout=STOP_TIMEOUT)
+    await lease.release()
 
 
 async def _gc_timing(app: web.Application) -> AsyncIterator[None]:
@@ -71,15 +86,15 @@ async def _gc_timing(app: web.Application) -> AsyncIterator[None]:
 
 async def _close_sockets(app: web.Application) -> None:
     # Runs before the cleanup contexts: clients are told to reconnect elsewhere (1001).
-    await app[HUB].close_all()
+    await app[SOCKETS].close_all()
 
 
 def create_app(settings: Settings) -> web.Application:
     """A web process: public API, WebSockets, admin API. Opens its pools when started."""
-    app = web.Application(middlewares=[problem_middleware], client_max_size=MAX_BODY)
+    app = web.Application(middlewares=[problem_middleware], client_max_size=settings.max_body)
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
-    app.cleanup_ctx.extend([_redis, _postgres, _hub, _gc_timing])
+    app.cleanup_ctx.extend([_redis, _postgres, _sockets, _gc_timing])
     app.on_shutdown.append(_close_sockets)
     add_routes(app)
     booking.views.add_routes(app)

@@ -1,4 +1,4 @@
-"""Typed keys of everything an application holds."""
+"""Typed keys of everything the web application holds (booking keeps its own: booking.context)."""
 
 from __future__ import annotations
 
@@ -6,19 +6,20 @@ import asyncpg
 from aiohttp import web
 from redis.asyncio import Redis
 
-from booking.catalog import Schedules
-
 from .concerts import ConcertDirectory
-from .hub import Hub
+from .lease import Lease
 from .metrics import Metrics
+from .positions import PositionTick
 from .queue import Queues
 from .settings import Settings
+from .sockets import Sockets
 
 SETTINGS = web.AppKey("settings", Settings)
 REDIS = web.AppKey("redis", Redis)
 PG = web.AppKey("pg", asyncpg.Pool)
 QUEUES = web.AppKey("queues", Queues)
-HUB = web.AppKey("hub", Hub)
+SOCKETS = web.AppKey("sockets", Sockets)
+LEASE = web.AppKey("lease", Lease)
+POSITIONS = web.AppKey("positions", PositionTick)
 CONCERTS = web.AppKey("concerts", ConcertDirectory)
 METRICS = web.AppKey("metrics", Metrics)
-SCHEDULES = web.AppKey("schedules", Schedules)

@@ -84,8 +84,9 @@ async def serve_admitter(settings: Settings) -> None:
     from .queue import Queues
 
     async def start() -> Callable[[], Awaitable[None]]:
-        redis = redis_client(settings.redis_url, max_connections=10)
-        pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=4)
+        redis = redis_client(settings.redis_url, settings.admitter_redis_pool_size)
+        pool = await asyncpg.create_pool(settings.database_url, min_size=1,
+                                         max_size=settings.admitter_pg_pool_size)
         task = asyncio.create_task(admission.run(Queues(redis, settings), pool))
         print("waitingroom admitter running", flush=True)
 

@@ -1,10 +1,15 @@
-"""The waiting room in Redis: joining, polling, leaving, live configuration and figures."""
+"""The waiting room in Redis: the one module that speaks to it.
+
+Joining, polling, leaving, sockets holding tokens, the admitter's tick, process leases, live
+configuration, figures and pub/sub. Several keys change together only inside a Lua script
+(`lua/`); everything else is a single command or a read.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import asyncpg
@@ -12,46 +17,28 @@ import msgspec
 from redis.asyncio import Redis
 from redis.typing import EncodableT, FieldT
 
+from booking.errors import TokenInvalid
+from booking.gate import TokenState
+
 from . import keys, queries
-from .errors import TokenInvalid
 from .keys import ConcertKeys
-from .records import STATES, RateInfo, TokenRecord
-from .schemas import AnyEvent, ExpiredEvent, ExpiryReason
+from .records import STATE_CODES, ExpiryReason, RateInfo, TokenRecord, text
+from .schemas import AdmittedEvent, AnyEvent, ExpiredEvent
 from .scripts import AutoPipeline, Scripts
 from .settings import Settings
 
 # A token index entry outlives any sane sale; an expired token's is cut to the retention period.
 INDEX_TTL = 7 * 86400
 
-
 _encode = msgspec.json.Encoder().encode
-
-
-async def publish(redis: Redis, concert_id: int, event: AnyEvent) -> None:
-    """Tell every web process's sockets of this concert."""
-    await redis.publish(keys.channel(concert_id), _encode(event))
-
-
-async def redis_ms(redis: Redis) -> int:
-    """Redis's clock in milliseconds: the one clock every process agrees on."""
-    sec, usec = await redis.time()
-    return int(sec) * 1000 + int(usec) // 1000
+_decode_event = msgspec.json.Decoder(AnyEvent).decode
 
 
 def concert_keys(concert_id: int) -> list[str]:
+    """KEYS[1..11] of every concert script, in the order lua/_lib.lua names them."""
     k = ConcertKeys(concert_id)
     return [k.seq, k.queue, k.active, k.tokens, k.users, k.seen, k.departed, k.deplog, k.state,
             k.config, k.gone]
-
-
-def valid_token(token: str | None) -> str:
-    """The canonical form of a token, or TokenInvalid: a malformed one never reaches Redis."""
-    if not token or len(token) != 36:
-        raise TokenInvalid()
-    try:
-        return str(uuid.UUID(token))
-    except ValueError:
-        raise TokenInvalid() from None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -79,6 +66,37 @@ class Figures:
     measured_rate: float | None
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Snapshot:
+    """One concert's queue as a position tick reads it: the cursor and the departures since."""
+
+    cursor: int
+    depseq: int
+    departed: list[int]  # tickets; all of them when asked with seq None, else those after seq
+    rate: RateInfo
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Admitted:
+    token: str
+    user_id: int
+    ticket: int
+
+
+@dataclasses.dataclass(slots=True)
+class Admission:
+    """What one admitter tick did to one concert."""
+
+    admitted: list[Admitted] = dataclasses.field(default_factory=list)
+    timed_out: list[str] = dataclasses.field(default_factory=list)
+    dropped: list[str] = dataclasses.field(default_factory=list)
+    deadline_ms: int = 0
+
+    @property
+    def admitted_tokens(self) -> list[str]:
+        return [a.token for a in self.admitted]
+
+
 def _int(v: Any, default: int = 0) -> int:
     return int(v) if v is not None else default
 
@@ -100,6 +118,12 @@ class Queues:
         position = int(raw[1]) if record.state == "WAITING" else None
         return Ticket(concert_id, token, record, position, self._rate(*raw[2:5]))
 
+    async def clock_ms(self) -> int:
+        """Redis's clock in milliseconds: the one clock every process agrees on."""
+        sec, usec = await self.redis.time()
+        return int(sec) * 1000 + int(usec) // 1000
+
+    # -- a client's token ----------------------------------------------------------------
     async def join(self, concert_id: int, user_id: int) -> Ticket:
         """The user's live token for this concert, or a new one at the back of the line."""
         new = str(uuid.uuid4())
@@ -110,15 +134,12 @@ class Queues:
                                          lambda pipe: (pipe.set(keys.token_index(new), concert_id,
                                                                 ex=INDEX_TTL),
                                                        pipe.sadd(keys.CONCERTS, concert_id)))
-        created, token, state, ticket, expires, position, *rate = raw
-        token = token.decode()
+        created, token, *rest = raw
+        token = text(token)
         if not created:
             await self.redis.delete(keys.token_index(new))
-        record = TokenRecord(STATES[state.decode()], user_id, int(ticket),
-                             int(expires) if expires else None, None)
-        return Ticket(concert_id, token, record,
-                      int(position) if record.state == "WAITING" else None,
-                      self._rate(*rate), created=bool(created))
+        ticket = self._ticket(concert_id, token, rest)
+        return dataclasses.replace(ticket, created=bool(created))
 
     async def concert_of(self, token: str) -> int:
         raw = await self.redis.get(keys.token_index(token))
@@ -142,6 +163,26 @@ class Queues:
             raise TokenInvalid()
         return concert_id, TokenRecord.parse(raw)
 
+    async def end(self, token: str, reason: ExpiryReason, pool: asyncpg.Pool | None = None,
+                  only: TokenState | None = None) -> tuple[int, TokenRecord]:
+        """Expire a live token (only if it is in state `only`, when given) and tell its sockets.
+
+        Returns the record as it was before. Records the audit row of an admitted token.
+        """
+        concert_id = await self.concert_of(token)
+        raw = await self.scripts.leave(keys=concert_keys(concert_id),
+                                       args=[token, reason, STATE_CODES[only] if only else ""])
+        if not raw:
+            raise TokenInvalid()
+        before = TokenRecord.parse(raw)
+        if before.state != "EXPIRED" and only in (None, before.state):
+            await self.redis.expire(keys.token_index(token), self.settings.token_retention)
+            await self.publish(concert_id, ExpiredEvent(tokens=[token], reason=reason))
+            if pool is not None and before.state == "AVAILABLE":
+                await queries.record_expired(pool, [token], reason)
+        return concert_id, before
+
+    # -- sockets holding tokens ----------------------------------------------------------
     async def attach(self, token: str, proc_id: str) -> Ticket:
         """A socket opens for this token on process proc_id."""
         concert_id = await self.concert_of(token)
@@ -159,26 +200,127 @@ class Queues:
             keys=[*concert_keys(concert_id), k.held(proc_id), *(k.held(p) for p in others)],
             args=[token])
 
-    async def end(self, token: str, reason: ExpiryReason, pool: asyncpg.Pool | None = None,
-                  only_state: str = "") -> tuple[int, TokenRecord]:
-        """Expire a live token (only in only_state, W or A, if given) and tell its sockets.
+    async def hold_again(self, proc_id: str, tokens: Sequence[tuple[int, str]]) -> None:
+        """Hold these (concert id, token) again for proc_id after its lease lapsed."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for concert_id, token in tokens:
+                k = ConcertKeys(concert_id)
+                pipe.sadd(k.held(proc_id), token)
+                pipe.zadd(k.seen, {token: float("inf")}, xx=True)
+            await pipe.execute()
 
-        Returns the record as it was before. Records the audit row of an admitted token.
-        """
-        concert_id = await self.concert_of(token)
-        raw = await self.scripts.leave(keys=concert_keys(concert_id),
-                                       args=[token, reason, only_state])
-        if not raw:
-            raise TokenInvalid()
-        s, user, ticket, expires = (x.decode() for x in raw)
-        before = TokenRecord.parse(f"{s}|{user}|{ticket}|{expires}|")
-        if s != "E" and (not only_state or s == only_state):
-            await self.redis.expire(keys.token_index(token), self.settings.token_retention)
-            await publish(self.redis, concert_id, ExpiredEvent(tokens=[token], reason=reason))
-            if pool is not None and s == "A":
-                await queries.record_expired(pool, [token], reason)
-        return concert_id, before
+    async def records(self, tokens: Sequence[tuple[int, str]]) -> list[TokenRecord | None]:
+        """The records of these (concert id, token), None for a token that is gone."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for concert_id, token in tokens:
+                pipe.hget(ConcertKeys(concert_id).tokens, token)
+            raw = await pipe.execute()
+        return [TokenRecord.parse(r) if r is not None else None for r in raw]
 
+    async def snapshots(self, wanted: Sequence[tuple[int, int | None]]) -> list[Snapshot]:
+        """For each (concert id, last departure seq read or None): the queue's cursor and the
+        departures since, all read in one MULTI as one consistent moment."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for concert_id, seq in wanted:
+                k = ConcertKeys(concert_id)
+                pipe.hmget(k.state, "cursor", "depseq", "rate")
+                pipe.hmget(k.config, "admit_rate", "paused")
+                if seq is None:
+                    pipe.zrange(k.departed, 0, -1)
+                else:
+                    pipe.zrangebyscore(k.deplog, f"({seq}", "+inf")
+            raw = await pipe.execute()
+        out = []
+        for i in range(len(wanted)):
+            (cursor, depseq, measured), (cfg_rate, paused), departed = raw[3 * i:3 * i + 3]
+            out.append(Snapshot(_int(cursor), _int(depseq), [int(t) for t in departed],
+                                self._rate(cfg_rate, paused, measured)))
+        return out
+
+    # -- web process leases --------------------------------------------------------------
+    async def lease(self, proc_id: str, lease_ms: int) -> tuple[bool, list[str]]:
+        """Renew proc_id's lease: (whether it had lapsed or is new, the other live processes)."""
+        lapsed, *live = await self.scripts.lease(keys=[keys.PROCS], args=[proc_id, lease_ms])
+        return bool(lapsed), [p for p in map(text, live) if p != proc_id]
+
+    async def dead_processes(self) -> list[str]:
+        """Web processes whose lease ran out."""
+        return [text(p) for p in await self.redis.zrangebyscore(keys.PROCS, "-inf",
+                                                                await self.clock_ms())]
+
+    async def reap(self, dead: Sequence[str]) -> int:
+        """Release the tokens held by these processes, in every concert; returns how many."""
+        if not dead:
+            return 0
+        now_ms = await self.clock_ms()
+        live = [p for p in map(text, await self.redis.zrangebyscore(keys.PROCS, now_ms, "+inf"))
+                if p not in dead]
+        released = 0
+        for cid in await self.concert_ids():
+            k = ConcertKeys(cid)
+            released += await self.scripts.reap(
+                keys=[*concert_keys(cid), *(k.held(p) for p in dead), *(k.held(p) for p in live)],
+                args=[len(dead)])
+        await self.redis.zrem(keys.PROCS, *dead)
+        return released
+
+    # -- the admitter ----------------------------------------------------------------------
+    async def concert_ids(self) -> list[int]:
+        """Concerts that have ever had a queue."""
+        return [int(text(c)) for c in await self.redis.smembers(keys.CONCERTS)]
+
+    async def admit(self, concert_id: int) -> Admission:
+        """One admission tick of one concert: admit, time out, drop, and tell every process."""
+        s = self.settings
+        admitted_raw, timed_out_raw, dropped_raw, deadline = await self.scripts.admit(
+            keys=concert_keys(concert_id),
+            args=[s.admit_rate, s.max_active, s.active_ttl * 1000, s.wait_grace * 1000,
+                  s.token_retention * 1000, s.admit_batch, s.tick_interval, s.departure_log])
+        out = Admission(
+            admitted=[Admitted(text(t), int(u), int(n)) for t, u, n in
+                      zip(admitted_raw[0::3], admitted_raw[1::3], admitted_raw[2::3], strict=True)],
+            timed_out=[text(t) for t in timed_out_raw],
+            dropped=[text(t) for t in dropped_raw],
+            deadline_ms=int(deadline))
+        if out.admitted:
+            await self.publish(concert_id, AdmittedEvent(tokens=[a.token for a in out.admitted],
+                                                         expires_ms=out.deadline_ms))
+        ended: list[tuple[ExpiryReason, list[str]]] = [("timeout", out.timed_out),
+                                                      ("dropped", out.dropped)]
+        for reason, tokens in ended:
+            if not tokens:
+                continue
+            await self.publish(concert_id, ExpiredEvent(tokens=tokens, reason=reason))
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for token in tokens:
+                    pipe.expire(keys.token_index(token), s.token_retention)
+                await pipe.execute()
+        return out
+
+    # -- pub/sub ---------------------------------------------------------------------------
+    async def publish(self, concert_id: int, event: AnyEvent) -> None:
+        """Tell every web process's sockets of this concert."""
+        await self.redis.publish(keys.channel(concert_id), _encode(event))
+
+    async def follow(self, on_event: Callable[[AnyEvent], Awaitable[None]],
+                     on_malformed: Callable[[bytes], None]) -> None:
+        """Hand every concert's events to on_event until the connection fails (then raise)."""
+        pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.psubscribe(keys.CHANNEL_PATTERN)
+            async for message in pubsub.listen():
+                if message["type"] != "pmessage":
+                    continue
+                try:
+                    event = _decode_event(message["data"])
+                except msgspec.DecodeError:
+                    on_malformed(message["data"])
+                    continue
+                await on_event(event)
+        finally:
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    # -- operators -------------------------------------------------------------------------
     async def figures(self, concert_ids: Sequence[int]) -> dict[int, Figures]:
         async with self.redis.pipeline(transaction=False) as pipe:
             for cid in concert_ids:

@@ -7,8 +7,13 @@ import math
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-State = Literal["WAITING", "AVAILABLE", "EXPIRED"]
-STATES: dict[str, State] = {"W": "WAITING", "A": "AVAILABLE", "E": "EXPIRED"}
+from booking.gate import TokenState
+
+ExpiryReason = Literal["timeout", "left", "completed", "dropped"]
+# The record's one-letter state (see lua/_lib.lua) and the contract's name for it.
+STATES: dict[str, TokenState] = {"W": "WAITING", "A": "AVAILABLE", "E": "EXPIRED"}
+STATE_CODES: dict[TokenState, str] = {v: k for k, v in STATES.items()}
+REASONS: dict[str, ExpiryReason] = {r: r for r in ("timeout", "left", "completed", "dropped")}
 
 
 def text(value: Any) -> str:
@@ -17,17 +22,18 @@ def text(value: Any) -> str:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class TokenRecord:
-    state: State
+    state: TokenState
     user_id: int
     ticket: int
     expires_ms: int | None
-    reason: str | None
+    reason: ExpiryReason | None
 
     @classmethod
     def parse(cls, raw: bytes | str) -> TokenRecord:
+        """A record as lua/_lib.lua packs it: "state|user|ticket|expires_ms|reason"."""
         s, user, ticket, expires, reason = text(raw).split("|")
         return cls(STATES[s], int(user), int(ticket), int(expires) if expires else None,
-                   reason or None)
+                   REASONS[reason] if reason else None)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

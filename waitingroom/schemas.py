@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 import msgspec
 
-Id = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1, description="A positive integer below 2^63")]
-QueueState = Literal["WAITING", "AVAILABLE", "EXPIRED"]
-ExpiryReason = Literal["timeout", "left", "completed", "dropped"]
+from booking.gate import TokenState
+from booking.wire import Id, Request, Response
 
-
-class Request(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """Base of every request body: an unknown field is an error."""
+from .records import ExpiryReason
 
 
 class JoinRequest(Request):
@@ -23,10 +20,6 @@ class QueuePatch(Request):
     admit_rate: Annotated[float, msgspec.Meta(ge=0, le=1_000_000)] | msgspec.UnsetType = msgspec.UNSET
     max_active: Annotated[int, msgspec.Meta(ge=0, le=100_000_000)] | msgspec.UnsetType = msgspec.UNSET
     paused: bool | msgspec.UnsetType = msgspec.UNSET
-
-
-class Response(msgspec.Struct, kw_only=True):
-    pass
 
 
 class QueueSummary(Response):
@@ -45,7 +38,7 @@ class ConcertOut(Response):
 
 class JoinOut(Response):
     token: str
-    state: QueueState
+    state: TokenState
     position: int | None
     eta_seconds: int | None
     expires_at: str | None
@@ -53,7 +46,7 @@ class JoinOut(Response):
 
 
 class QueueStatusOut(Response):
-    state: QueueState
+    state: TokenState
     position: int | None
     eta_seconds: int | None
     expires_at: str | None
@@ -91,6 +84,7 @@ class Problem(msgspec.Struct, kw_only=True, omit_defaults=True):
     code: str
     field: str | None = None
     seats: list[int] | None = None
+    request_id: str | None = None
 
 
 # WebSocket frames, server -> client.

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import typing
 from collections.abc import Mapping
+from typing import Any
+
+from booking.context import BookingSettings
 
 
 class ConfigError(ValueError):
@@ -28,6 +32,27 @@ class Settings:
     token_retention: int = 86400
     # Seconds between full garbage collections of a web process (see cli.tune_gc).
     gc_full_interval: float = 600.0
+    # Connections: per web process, and per admitter.
+    pg_pool_size: int = 10
+    redis_pool_size: int = 200
+    admitter_pg_pool_size: int = 4
+    admitter_redis_pool_size: int = 10
+    # Request bodies are small JSON objects; anything larger is refused with 413.
+    max_body: int = 64 * 1024
+    # WebSockets: the server's ping interval, and the largest frame a client may send.
+    ws_heartbeat: float = 30.0
+    ws_max_message: int = 4096
+    # A socket whose unsent output passes slow_client_bytes gets no updates until it drains, and
+    # is closed once it has stayed behind for slow_client_ticks ticks.
+    slow_client_bytes: int = 64 * 1024
+    slow_client_ticks: int = 10
+    # Tokens admitted, timed out or dropped per concert per admitter tick.
+    admit_batch: int = 10_000
+    # Rows per booking sweep statement per admitter tick.
+    sweep_batch: int = 1000
+    # Queue departures kept for web processes to catch up on; one that falls further behind
+    # reads them all again.
+    departure_log: int = 100_000
 
     def __post_init__(self) -> None:
         checks: list[tuple[str, bool]] = [
@@ -39,34 +64,51 @@ class Settings:
             ("WAIT_GRACE", 1 <= self.wait_grace <= 86400),
             ("MAX_SEATS_PER_USER", 1 <= self.max_seats_per_user <= 1000),
             ("TICK_INTERVAL", 0.01 <= self.tick_interval <= 60),
+            ("TOKEN_RETENTION", 1 <= self.token_retention <= 30 * 86400),
             ("GC_FULL_INTERVAL", 1 <= self.gc_full_interval <= 86400),
+            ("PG_POOL_SIZE", 1 <= self.pg_pool_size <= 1000),
+            ("REDIS_POOL_SIZE", 1 <= self.redis_pool_size <= 100_000),
+            ("ADMITTER_PG_POOL_SIZE", 1 <= self.admitter_pg_pool_size <= 1000),
+            ("ADMITTER_REDIS_POOL_SIZE", 1 <= self.admitter_redis_pool_size <= 100_000),
+            ("MAX_BODY", 1024 <= self.max_body <= 16 * 1024 * 1024),
+            ("WS_HEARTBEAT", 1 <= self.ws_heartbeat <= 3600),
+            ("WS_MAX_MESSAGE", 64 <= self.ws_max_message <= 1024 * 1024),
+            ("SLOW_CLIENT_BYTES", 1024 <= self.slow_client_bytes <= 64 * 1024 * 1024),
+            ("SLOW_CLIENT_TICKS", 1 <= self.slow_client_ticks <= 10_000),
+            ("ADMIT_BATCH", 1 <= self.admit_batch <= 1_000_000),
+            ("SWEEP_BATCH", 1 <= self.sweep_batch <= 1_000_000),
+            ("DEPARTURE_LOG", 1000 <= self.departure_log <= 100_000_000),
         ]
         for name, ok in checks:
             if not ok:
                 raise ConfigError(f"{name} is out of range: {getattr(self, name.lower())!r}")
 
+    @property
+    def booking(self) -> BookingSettings:
+        return BookingSettings(hold_ttl=self.hold_ttl, max_seats_per_user=self.max_seats_per_user,
+                               sweep_batch=self.sweep_batch)
+
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Read the contract's environment variables; raise ConfigError naming a bad one."""
         env = os.environ if env is None else env
-        values: dict[str, object] = {}
+        types = typing.get_type_hints(cls)
+        values: dict[str, Any] = {}
         for field in dataclasses.fields(cls):
             name = field.name.upper()
             raw = env.get(name)
             if raw is None or raw == "":
                 continue
-            kind = field.type
+            kind = types[field.name]
             try:
-                if kind == "int":
-                    values[field.name] = int(raw)
-                elif kind == "float":
-                    values[field.name] = float(raw)
-                else:
-                    values[field.name] = raw
+                values[field.name] = kind(raw) if kind in (int, float) else raw
             except ValueError:
                 raise ConfigError(f"{name} must be a number, got {raw!r}") from None
         values.update(overrides)
         for required in ("database_url", "redis_url"):
             if required not in values:
                 raise ConfigError(f"{required.upper()} is not set")
-        return cls(**values)  # type: ignore[arg-type]
+        try:
+            return cls(**values)
+        except TypeError as e:
+            raise ConfigError(str(e)) from None

@@ -6,38 +6,29 @@ import hmac
 from pathlib import Path
 
 import msgspec
-from aiohttp import WSMsgType, web
+from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from booking.audit import audit
+from booking.errors import NotFound, ServiceUnavailable
 from booking.schemas import CHARGE_MAX, CHARGE_MIN
+from booking.wire import bearer, path_id, read_json, reply
 
 from . import errors
-from .appkeys import CONCERTS, HUB, METRICS, PG, QUEUES, REDIS, SETTINGS
-from .hub import CLOSE_EXPIRED, CLOSE_UNKNOWN, Waiter
-from .problems import bearer, path_id, read_json
-from .queue import Ticket, valid_token
+from .appkeys import CONCERTS, METRICS, PG, QUEUES, REDIS, SETTINGS
+from .queue import Ticket
 from .records import rfc3339
 from .schemas import (
     AdminQueueOut,
     ConcertOut,
-    ExpiredFrame,
     JoinOut,
     JoinRequest,
     LimitsOut,
-    PingFrame,
-    PongFrame,
     QueuePatch,
     QueueStatusOut,
     QueueSummary,
 )
-
-_encode = msgspec.json.Encoder().encode
-_decode_ping = msgspec.json.Decoder(PingFrame).decode
-
-
-def reply(body: object, status: int = 200) -> web.Response:
-    return web.Response(status=status, body=_encode(body), content_type="application/json")
+from .ws import queue_socket
 
 
 # -- public -------------------------------------------------------------------------------
@@ -81,7 +72,7 @@ def _status(ticket: Ticket) -> QueueStatusOut:
     return QueueStatusOut(state=rec.state, position=ticket.position,
                           eta_seconds=ticket.rate.eta(ticket.position),
                           expires_at=rfc3339(rec.expires_ms), concert_id=ticket.concert_id,
-                          reason=rec.reason)  # type: ignore[arg-type]
+                          reason=rec.reason)
 
 
 async def queue_status(request: web.Request) -> web.Response:
@@ -96,48 +87,6 @@ async def leave(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-async def queue_socket(request: web.Request) -> web.WebSocketResponse:
-    """The live queue: positions, then admission, then expiry. Bad tokens close with a code."""
-    # permessage-deflate off: it costs ~89 KB per socket and makes sends several times slower.
-    ws = web.WebSocketResponse(heartbeat=30.0, compress=False, max_msg_size=4096)
-    await ws.prepare(request)
-    hub = request.app[HUB]
-    try:
-        ticket = await request.app[QUEUES].attach(valid_token(request.query.get("token")),
-                                                  hub.proc_id)
-    except errors.TokenInvalid:
-        await ws.close(code=CLOSE_UNKNOWN, message=b"unknown or malformed token")
-        return ws
-    rec = ticket.record
-    if rec.state == "EXPIRED":
-        await ws.send_str(_encode(ExpiredFrame(reason=rec.reason or "timeout")).decode())  # type: ignore[arg-type]
-        await ws.close(code=CLOSE_EXPIRED, message=b"token expired")
-        return ws
-    waiter = Waiter(ws=ws, transport=request.transport, protocol=request.protocol,
-                    token=ticket.token,
-                    concert_id=ticket.concert_id, ticket=rec.ticket,
-                    waiting=rec.state == "WAITING", expires_ms=rec.expires_ms)
-    hub.add(waiter)
-    try:
-        if waiter.waiting:
-            view = hub.concerts[ticket.concert_id]
-            if view.rate is None:
-                view.rate = ticket.rate
-            await hub.position(waiter, view, ticket.position or 1)
-        else:
-            await hub.admitted(waiter, rec.expires_ms)
-        async for msg in ws:
-            if msg.type == WSMsgType.TEXT:
-                try:
-                    _decode_ping(msg.data)
-                except msgspec.DecodeError:
-                    continue  # anything but a ping is ignored
-                await hub.send(waiter, PongFrame())
-    finally:
-        await hub.remove(waiter)
-    return ws
-
-
 # -- operations ---------------------------------------------------------------------------
 async def healthz(request: web.Request) -> web.Response:
     return reply({"status": "ok"})
@@ -148,7 +97,7 @@ async def readyz(request: web.Request) -> web.Response:
         await request.app[REDIS].ping()
         await request.app[PG].fetchval("SELECT 1")
     except Exception as e:  # any failure means not ready; the reason goes in the answer
-        raise errors.ServiceUnavailable(f"Not ready: {e!r}") from None
+        raise ServiceUnavailable(f"Not ready: {e!r}") from None
     return reply({"status": "ready"})
 
 
@@ -161,7 +110,7 @@ async def metrics(request: web.Request) -> web.Response:
 def _admin(request: web.Request) -> None:
     key = request.app[SETTINGS].admin_token
     if not key:
-        raise errors.NotFound("The admin API is off: set ADMIN_TOKEN to turn it on")
+        raise NotFound("The admin API is off: set ADMIN_TOKEN to turn it on")
     header = request.headers.get("Authorization", "")
     scheme, _, given = header.partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), key.encode()):

@@ -1,7 +1,7 @@
 -- One admission tick of one concert. Safe to run from any number of admitters at once: the
 -- budget grows with Redis's clock since the last tick, whoever ran it.
 -- ARGV: default rate, default max_active, active ttl ms, wait grace ms, retention ms, batch,
--- tick interval s.
+-- tick interval s, departures kept in the log.
 -- Returns {admitted {token, user, ticket, ...}, timed_out {token...}, dropped {token...}, deadline}.
 local now = now_ms()
 local cfg = redis.call('HMGET', K_CFG, 'admit_rate', 'max_active', 'paused')
@@ -11,6 +11,7 @@ local paused = cfg[3] == '1'
 local ttl, grace, retention = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local batch = tonumber(ARGV[6])
 local tick = tonumber(ARGV[7])
+local keep = tonumber(ARGV[8])
 
 local timed_out = {}
 for _, token in ipairs(redis.call('ZRANGEBYSCORE', K_ACT, '-inf', now, 'LIMIT', 0, batch)) do
@@ -93,8 +94,8 @@ if measured then
 end
 
 local depseq = tonumber(redis.call('HGET', K_STATE, 'depseq') or 0)
-if depseq > 100000 then
-  redis.call('ZREMRANGEBYSCORE', K_DEPLOG, '-inf', depseq - 100000)
+if depseq > keep then
+  redis.call('ZREMRANGEBYSCORE', K_DEPLOG, '-inf', depseq - keep)
 end
 for _, token in ipairs(redis.call('ZRANGEBYSCORE', K_GONE, '-inf', now - retention, 'LIMIT', 0, batch)) do
   redis.call('HDEL', K_TOK, token)

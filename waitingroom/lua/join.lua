@@ -1,26 +1,27 @@
 -- ARGV: user id, new token. Reuses the user's live token, else takes the next ticket.
--- Returns {created, token, state, ticket, expires_ms, position, cfg_rate, paused, measured}.
+-- Returns {created, token, record, position, cfg_rate, paused, measured}.
 local now = now_ms()
 local existing = redis.call('HGET', K_USERS, ARGV[1])
 if existing then
   local rec = redis.call('HGET', K_TOK, existing)
   if rec then
-    local s, u, t, e = parse(rec)
+    local s, u, t = parse(rec)
     if s == 'W' then
       redis.call('ZADD', K_SEEN, 'GT', now, existing)
       local r = rate_info()
-      return {0, existing, s, t, e, redis.call('ZCOUNT', K_Q, '-inf', t), r[1], r[2], r[3]}
+      return {0, existing, rec, redis.call('ZCOUNT', K_Q, '-inf', t), r[1], r[2], r[3]}
     elseif s == 'A' then
       local r = rate_info()
-      return {0, existing, s, t, e, 0, r[1], r[2], r[3]}
+      return {0, existing, rec, 0, r[1], r[2], r[3]}
     end
   end
 end
 local token = ARGV[2]
 local ticket = redis.call('INCR', K_SEQ)
+local rec = pack('W', ARGV[1], ticket, '', '')
 redis.call('ZADD', K_Q, ticket, token)
-redis.call('HSET', K_TOK, token, pack('W', ARGV[1], ticket, '', ''))
+redis.call('HSET', K_TOK, token, rec)
 redis.call('HSET', K_USERS, ARGV[1], token)
 redis.call('ZADD', K_SEEN, now, token)
 local r = rate_info()
-return {1, token, 'W', ticket, '', redis.call('ZCOUNT', K_Q, '-inf', ticket), r[1], r[2], r[3]}
+return {1, token, rec, redis.call('ZCOUNT', K_Q, '-inf', ticket), r[1], r[2], r[3]}

@@ -1,0 +1,77 @@
+"""The position tick: every waiting socket of this process learns its place.
+
+Positions are worked out locally. A ticket's position is its number minus the admission cursor
+minus the tickets that left the queue between the cursor and it. Each tick a process reads the
+cursor and only the departures since its last tick, one round trip for every concert: the Redis
+work does not grow with the number of waiters, and the CPU grows linearly with this process's
+sockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from .lease import Lease
+from .queue import Queues
+from .sockets import ConcertView, Sockets, Waiter
+from .ticker import every
+
+# A tick hands the event loop back this often (sockets), so other work is never held up long.
+YIELD_EVERY = 256
+# An admitted socket whose deadline passed this long ago is checked against Redis.
+EXPIRY_SLACK_MS = 1000
+
+
+class PositionTick:
+    def __init__(self, queues: Queues, sockets: Sockets, lease: Lease, interval: float) -> None:
+        self.queues = queues
+        self.sockets = sockets
+        self.lease = lease
+        self.interval = interval
+        self.last_seconds = 0.0
+
+    async def run(self) -> None:
+        await every(self.interval, self.tick, "position tick")
+
+    async def tick(self) -> None:
+        started = time.perf_counter()
+        await self.lease.renew()
+        concerts = [(cid, view) for cid, view in self.sockets.concerts.items() if view.waiters]
+        if concerts:
+            await self._update(concerts)
+        self.last_seconds = time.perf_counter() - started
+
+    async def _update(self, concerts: list[tuple[int, ConcertView]]) -> None:
+        snapshots = await self.queues.snapshots([(cid, view.seq) for cid, view in concerts])
+        recheck: list[Waiter] = []
+        for (_, view), snap in zip(concerts, snapshots, strict=True):
+            view.advance(snap.cursor, snap.depseq, snap.departed)
+            view.rate = snap.rate
+            now_ms = time.time() * 1000
+            for n, waiter in enumerate(list(view.waiters), 1):
+                if n % YIELD_EVERY == 0:
+                    # Let admissions and expiries from pub/sub through: they must not wait
+                    # for a tick over tens of thousands of sockets.
+                    await asyncio.sleep(0)
+                if waiter.waiting:
+                    pos = view.position(waiter.ticket)
+                    if pos <= 0:
+                        recheck.append(waiter)
+                    else:
+                        await self.sockets.position(waiter, view, pos)
+                elif waiter.expires_ms is not None and now_ms > waiter.expires_ms + EXPIRY_SLACK_MS:
+                    recheck.append(waiter)
+        if recheck:
+            await self._recheck(recheck)
+
+    async def _recheck(self, waiters: list[Waiter]) -> None:
+        """Ask Redis where tokens stand whose admission or expiry this process may have missed."""
+        records = await self.queues.records([(w.concert_id, w.token) for w in waiters])
+        for waiter, rec in zip(waiters, records, strict=True):
+            if rec is None:
+                await self.sockets.expired(waiter, "dropped")
+            elif rec.state == "AVAILABLE" and waiter.waiting:
+                await self.sockets.admitted(waiter, rec.expires_ms)
+            elif rec.state == "EXPIRED":
+                await self.sockets.expired(waiter, rec.reason or "timeout")

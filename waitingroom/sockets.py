@@ -1,0 +1,183 @@
+"""This web process's open queue sockets, and sending to them without ever waiting on one."""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import dataclasses
+
+import msgspec
+from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp.base_protocol import BaseProtocol
+
+from .records import ExpiryReason, RateInfo, rfc3339
+from .schemas import AdmittedEvent, AdmittedFrame, AnyEvent, ExpiredFrame, Frame, PositionFrame
+
+# Close codes: a token that has expired (also after an "expired" frame), and an unknown one.
+CLOSE_EXPIRED = 4410
+CLOSE_UNKNOWN = 4401
+# How long shutdown waits for clients to complete their closing handshakes.
+CLOSE_ALL_TIMEOUT = 5.0
+
+_encode = msgspec.json.Encoder().encode
+
+
+@dataclasses.dataclass(eq=False, slots=True)
+class Waiter:
+    """One open socket."""
+
+    ws: web.WebSocketResponse
+    transport: asyncio.Transport | None
+    protocol: BaseProtocol | None
+    token: str
+    concert_id: int
+    ticket: int
+    waiting: bool
+    expires_ms: int | None = None
+    position: int | None = None
+    eta: int | None = None
+    rate: float | None = None
+    slow_ticks: int = 0
+
+
+@dataclasses.dataclass(slots=True)
+class ConcertView:
+    """What this process knows of one concert's queue, and its sockets there."""
+
+    cursor: int = 0
+    departed: list[int] = dataclasses.field(default_factory=list)  # sorted, all > cursor
+    seq: int | None = None  # last departure sequence number read; None: read them all again
+    rate: RateInfo | None = None
+    waiters: set[Waiter] = dataclasses.field(default_factory=set)
+
+    def position(self, ticket: int) -> int:
+        """Ticket minus the cursor minus the tickets that left between them."""
+        return ticket - self.cursor - bisect.bisect_left(self.departed, ticket)
+
+    def advance(self, cursor: int, depseq: int, departed: list[int]) -> None:
+        """Bring the local copy of the departed tickets up to date (see Queues.snapshots)."""
+        if self.seq is None:
+            self.departed = sorted(departed)
+            self.seq = depseq
+        else:
+            if self.seq + len(departed) != depseq:
+                # Departures were trimmed before this process read them: read them all next tick.
+                self.seq = None
+                return
+            for ticket in departed:
+                if ticket > cursor:
+                    bisect.insort(self.departed, ticket)
+            self.seq = depseq
+        self.cursor = cursor
+        del self.departed[:bisect.bisect_right(self.departed, cursor)]
+
+
+class Sockets:
+    """Every queue socket of this process, by token and by concert."""
+
+    def __init__(self, default_rate: float, slow_bytes: int, slow_ticks: int) -> None:
+        self.default_rate = default_rate
+        self.slow_bytes = slow_bytes
+        self.slow_ticks = slow_ticks
+        self.by_token: dict[str, list[Waiter]] = {}
+        self.concerts: dict[int, ConcertView] = {}
+        self.frames_sent = 0
+        self._closing: set[asyncio.Task[bool]] = set()
+
+    @property
+    def count(self) -> int:
+        return sum(len(v.waiters) for v in self.concerts.values())
+
+    def add(self, waiter: Waiter) -> ConcertView:
+        """Track a new socket; returns its concert's view."""
+        self.by_token.setdefault(waiter.token, []).append(waiter)
+        view = self.concerts.setdefault(waiter.concert_id, ConcertView())
+        view.waiters.add(waiter)
+        return view
+
+    def remove(self, waiter: Waiter) -> bool:
+        """Forget a closed socket; True when no other socket of this process holds its token."""
+        same = self.by_token.get(waiter.token, [])
+        if waiter in same:
+            same.remove(waiter)
+        if not same:
+            self.by_token.pop(waiter.token, None)
+        view = self.concerts.get(waiter.concert_id)
+        if view is not None:
+            view.waiters.discard(waiter)
+            if not view.waiters:
+                del self.concerts[waiter.concert_id]
+        return not same
+
+    def waiting_tokens(self) -> list[tuple[int, str]]:
+        """(concert id, token) of every token this process holds while it waits."""
+        return [(ws[0].concert_id, token) for token, ws in self.by_token.items()
+                if ws and ws[0].waiting]
+
+    # -- sending -------------------------------------------------------------------------
+    async def send(self, waiter: Waiter, frame: Frame) -> bool:
+        """Send one frame unless the client is too far behind; never waits on a slow client."""
+        ws = waiter.ws
+        if ws.closed:
+            return False
+        transport, protocol = waiter.transport, waiter.protocol
+        # A paused protocol would make the send wait for the client to drain: skip instead.
+        if (protocol is not None and protocol.writing_paused) or (
+                transport is not None and transport.get_write_buffer_size() > self.slow_bytes):
+            waiter.slow_ticks += 1
+            if waiter.slow_ticks >= self.slow_ticks:
+                self.close(waiter, WSCloseCode.POLICY_VIOLATION, b"too slow")
+            return False
+        waiter.slow_ticks = 0
+        try:
+            await ws.send_frame(_encode(frame), WSMsgType.TEXT)
+        except (ConnectionError, RuntimeError):
+            return False
+        self.frames_sent += 1
+        return True
+
+    def close(self, waiter: Waiter, code: int, message: bytes) -> None:
+        """Close a socket in the background: the closing handshake waits on the client."""
+        task = asyncio.get_running_loop().create_task(waiter.ws.close(code=code, message=message))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def admitted(self, waiter: Waiter, expires_ms: int | None) -> None:
+        waiter.waiting = False
+        waiter.position = None
+        waiter.expires_ms = expires_ms
+        await self.send(waiter, AdmittedFrame(expires_at=rfc3339(expires_ms),
+                                              concert_id=waiter.concert_id))
+
+    async def expired(self, waiter: Waiter, reason: ExpiryReason) -> None:
+        await self.send(waiter, ExpiredFrame(reason=reason))
+        self.close(waiter, CLOSE_EXPIRED, b"token expired")
+
+    async def position(self, waiter: Waiter, view: ConcertView, position: int) -> None:
+        """Send the position if it or the ETA changed; a position never goes up."""
+        if waiter.position is not None and position > waiter.position:
+            position = waiter.position
+        rate = view.rate or RateInfo(self.default_rate, False, None)
+        eta = rate.eta(position)
+        if position == waiter.position and eta == waiter.eta and rate.configured == waiter.rate:
+            return
+        if await self.send(waiter, PositionFrame(position=position, eta_seconds=eta,
+                                                 admit_rate=rate.configured)):
+            waiter.position, waiter.eta, waiter.rate = position, eta, rate.configured
+
+    async def dispatch(self, event: AnyEvent) -> None:
+        """An admission or expiry published by an admitter or another process."""
+        for token in event.tokens:
+            for waiter in list(self.by_token.get(token, ())):
+                if isinstance(event, AdmittedEvent):
+                    await self.admitted(waiter, event.expires_ms)
+                else:
+                    await self.expired(waiter, event.reason)
+
+    async def close_all(self) -> None:
+        """Shutdown: tell every client to reconnect elsewhere (1001)."""
+        for view in list(self.concerts.values()):
+            for waiter in list(view.waiters):
+                self.close(waiter, WSCloseCode.GOING_AWAY, b"server going away")
+        if self._closing:
+            await asyncio.wait(list(self._closing), timeout=CLOSE_ALL_TIMEOUT)
