@@ -53,31 +53,23 @@ SELECT pg_advisory_xact_lock($2, hashint8($1))
 
 # These seat numbers, those on sale and not locked by anyone else.
 PICK_NUMBERS = """
-WITH held AS (
-    SELECT coalesce(sum(seat_count), 0)::int AS seats FROM reservations
-    WHERE user_id = $1 AND schedule_id = $2 AND status IN ('WAITING', 'RESERVED')
-      AND (status = 'RESERVED' OR hold_expires_at > now())
-), picked AS (
+WITH picked AS (
     SELECT id, seat_number, price, reservation_id FROM concert_seats
     WHERE schedule_id = $2 AND seat_number = ANY($3::int[])
       AND (status = 'AVAILABLE' OR (status = 'PENDING' AND hold_expires_at <= now()))
     ORDER BY seat_number
     FOR NO KEY UPDATE SKIP LOCKED
 )
-SELECT held.seats AS held, picked.* FROM held LEFT JOIN picked ON true
+SELECT seats_taken($1, $2) AS held, picked.* FROM (SELECT) AS one_row LEFT JOIN picked ON true
 """
 
 # The lowest run of $3 adjacent seats on sale, else the lowest $3 (see pick_free_seats in the
 # migration: it locks only as far as it walks, never waiting).
 PICK_ANY = """
-WITH held AS (
-    SELECT coalesce(sum(seat_count), 0)::int AS seats FROM reservations
-    WHERE user_id = $1 AND schedule_id = $2 AND status IN ('WAITING', 'RESERVED')
-      AND (status = 'RESERVED' OR hold_expires_at > now())
-), picked AS (
+WITH picked AS (
     SELECT * FROM pick_free_seats($2, $3)
 )
-SELECT held.seats AS held, picked.* FROM held LEFT JOIN picked ON true
+SELECT seats_taken($1, $2) AS held, picked.* FROM (SELECT) AS one_row LEFT JOIN picked ON true
 """
 
 # Picked seats whose earlier hold ran out still name that reservation: end it (EXPIRED) and free
@@ -93,14 +85,16 @@ WITH locked AS (
     FROM locked WHERE r.id = locked.id
     RETURNING r.id
 ), released AS (
-    UPDATE concert_seats SET status = 'AVAILABLE', reservation_id = NULL, hold_expires_at = NULL
-    WHERE id IN (SELECT id FROM concert_seats
-                 WHERE reservation_id IN (SELECT id FROM locked) AND status = 'PENDING'
-                   AND id <> ALL($2::bigint[])
-                 FOR NO KEY UPDATE SKIP LOCKED)
+    SELECT put_back_on_sale(array(
+        SELECT id FROM concert_seats
+        WHERE reservation_id IN (SELECT id FROM locked) AND status = 'PENDING'
+          AND id <> ALL($2::bigint[])
+        FOR NO KEY UPDATE SKIP LOCKED)) AS id
 )
-SELECT id FROM reservations
-WHERE id = ANY($1::bigint[]) AND status = 'WAITING' AND id NOT IN (SELECT id FROM expired)
+SELECT array(SELECT id FROM reservations
+             WHERE id = ANY($1::bigint[]) AND status = 'WAITING'
+               AND id NOT IN (SELECT id FROM expired)) AS blocked,
+       (SELECT count(*) FROM released) AS freed
 """
 
 CREATE_HOLD = """
@@ -152,8 +146,9 @@ WITH ended AS (
     WHERE id = $1 AND status = 'WAITING'
     RETURNING id
 )
-UPDATE concert_seats SET status = 'AVAILABLE', reservation_id = NULL, hold_expires_at = NULL
-WHERE reservation_id IN (SELECT id FROM ended) AND status = 'PENDING'
+SELECT count(*) FROM put_back_on_sale(array(
+    SELECT id FROM concert_seats
+    WHERE reservation_id IN (SELECT id FROM ended) AND status = 'PENDING'))
 """
 
 # -- payments -----------------------------------------------------------------------------
@@ -241,9 +236,9 @@ WITH expired AS (
       AND status = 'WAITING'
     RETURNING id
 ), released AS (
-    UPDATE concert_seats s SET status = 'AVAILABLE', reservation_id = NULL, hold_expires_at = NULL
-    FROM expired e WHERE s.reservation_id = e.id AND s.status = 'PENDING'
-    RETURNING s.id
+    SELECT put_back_on_sale(array(
+        SELECT s.id FROM concert_seats s JOIN expired e ON s.reservation_id = e.id
+        WHERE s.status = 'PENDING')) AS id
 )
 SELECT (SELECT count(*) FROM expired) AS reservations, (SELECT count(*) FROM released) AS seats
 """
@@ -251,15 +246,14 @@ SELECT (SELECT count(*) FROM expired) AS reservations, (SELECT count(*) FROM rel
 # Seats still PENDING after their reservation ended some other way (a hold took one of its
 # seats and could not lock the rest at that moment).
 RELEASE_ORPHANS = """
-UPDATE concert_seats SET status = 'AVAILABLE', reservation_id = NULL, hold_expires_at = NULL
-WHERE id IN (SELECT s.id FROM concert_seats s
-             WHERE s.status = 'PENDING' AND s.hold_expires_at <= now()
-               AND NOT EXISTS (SELECT 1 FROM reservations r
-                               WHERE r.id = s.reservation_id AND r.status = 'WAITING')
-             ORDER BY s.hold_expires_at
-             LIMIT $1
-             FOR NO KEY UPDATE OF s SKIP LOCKED)
-  AND status = 'PENDING' AND hold_expires_at <= now()
+SELECT count(*) FROM put_back_on_sale(array(
+    SELECT s.id FROM concert_seats s
+    WHERE s.status = 'PENDING' AND s.hold_expires_at <= now()
+      AND NOT EXISTS (SELECT 1 FROM reservations r
+                      WHERE r.id = s.reservation_id AND r.status = 'WAITING')
+    ORDER BY s.hold_expires_at
+    LIMIT $1
+    FOR NO KEY UPDATE OF s SKIP LOCKED))
 """
 
 
@@ -302,8 +296,9 @@ async def pick_any(conn: asyncpg.Connection, user_id: int, schedule_id: int,
 async def expire_stale_holds(conn: asyncpg.Connection, reservation_ids: Sequence[int],
                              keep_seat_ids: Sequence[int]) -> set[int]:
     """End run-out holds of these reservations; returns the ids that someone else has locked."""
-    rows = await conn.fetch(EXPIRE_STALE_HOLDS, list(reservation_ids), list(keep_seat_ids))
-    return {r["id"] for r in rows}
+    row = await conn.fetchrow(EXPIRE_STALE_HOLDS, list(reservation_ids), list(keep_seat_ids))
+    assert row is not None
+    return set(row["blocked"])
 
 
 async def create_hold(conn: asyncpg.Connection, user_id: int, schedule_id: int,
@@ -376,6 +371,5 @@ async def expire_holds(conn: Conn, limit: int) -> tuple[int, int]:
 
 
 async def release_orphans(conn: Conn, limit: int) -> int:
-    status = await conn.execute(RELEASE_ORPHANS, limit)
-    return int(status.split()[-1])
+    return int(await conn.fetchval(RELEASE_ORPHANS, limit))
 
