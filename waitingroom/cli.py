@@ -118,27 +118,36 @@ async def seed(settings: Settings, args: argparse.Namespace) -> None:
 
 def dev(args: argparse.Namespace) -> int:
     """Everything on one machine, with throwaway servers when none are configured."""
-    from honcho.manager import Manager
-
-    from .servers import services
+    from .servers import MissingServer, services
 
     port = args.port or int(os.environ.get("PORT", "8080"))
-    with services() as (redis_url, database_url):
-        env = dict(os.environ, REDIS_URL=redis_url, DATABASE_URL=database_url)
-        env.setdefault("ADMIN_TOKEN", "dev-admin")
-        settings = Settings.from_env(env)
-        uvloop.run(migrate(settings))
-        seed_args = argparse.Namespace(concerts=3, dates=3, seats=50, price=100_000)
-        uvloop.run(seed(settings, seed_args))
-        print(f"\n  waiting room: http://127.0.0.1:{port}/\n  admin key:    {env['ADMIN_TOKEN']}\n"
-              f"  REDIS_URL={redis_url}\n  DATABASE_URL={database_url}\n", flush=True)
-        manager = Manager()
-        exe = [sys.executable, "-m", "waitingroom"]
-        manager.add_process("web", " ".join([*exe, "web", "--host", "127.0.0.1", "--port",
-                                             str(port)]), env=env)
-        manager.add_process("admitter", " ".join([*exe, "admitter"]), env=env)
-        manager.loop()
-        return manager.returncode or 0
+    try:
+        with services() as (redis_url, database_url):
+            return _run_dev(port, redis_url, database_url)
+    except MissingServer as e:
+        print(f"waitingroom dev: {e}", file=sys.stderr)
+        return 2
+
+
+def _run_dev(port: int, redis_url: str, database_url: str) -> int:
+    """Migrate, seed the demo, then run web and admitter until Ctrl-C."""
+    from honcho.manager import Manager
+
+    env = dict(os.environ, REDIS_URL=redis_url, DATABASE_URL=database_url)
+    env.setdefault("ADMIN_TOKEN", "dev-admin")
+    settings = Settings.from_env(env)
+    uvloop.run(migrate(settings))
+    seed_args = argparse.Namespace(concerts=3, dates=3, seats=50, price=100_000)
+    uvloop.run(seed(settings, seed_args))
+    print(f"\n  waiting room: http://127.0.0.1:{port}/\n  admin key:    {env['ADMIN_TOKEN']}\n"
+          f"  REDIS_URL={redis_url}\n  DATABASE_URL={database_url}\n", flush=True)
+    manager = Manager()
+    exe = [sys.executable, "-m", "waitingroom"]
+    manager.add_process("web", " ".join([*exe, "web", "--host", "127.0.0.1", "--port",
+                                         str(port)]), env=env)
+    manager.add_process("admitter", " ".join([*exe, "admitter"]), env=env)
+    manager.loop()
+    return manager.returncode or 0
 
 
 def _within(low: int, high: int) -> Callable[[str], int]:

