@@ -118,6 +118,10 @@ class Queues:
         position = int(raw[1]) if record.state == "WAITING" else None
         return Ticket(concert_id, token, record, position, self._rate(*raw[2:5]))
 
+    async def ping(self) -> None:
+        """Fails unless Redis answers."""
+        await self.redis.ping()
+
     async def clock_ms(self) -> int:
         """Redis's clock in milliseconds: the one clock every process agrees on."""
         sec, usec = await self.redis.time()

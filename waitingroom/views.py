@@ -15,7 +15,7 @@ from booking.schemas import CHARGE_MAX, CHARGE_MIN
 from booking.wire import bearer, path_id, read_json, reply
 
 from . import errors
-from .appkeys import CONCERTS, METRICS, PG, QUEUES, REDIS, SETTINGS
+from .appkeys import CONCERTS, METRICS, PG, QUEUES, SETTINGS
 from .queue import Ticket
 from .records import rfc3339
 from .schemas import (
@@ -94,7 +94,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     try:
-        await request.app[REDIS].ping()
+        await request.app[QUEUES].ping()
         await request.app[PG].fetchval("SELECT 1")
     except Exception as e:  # any failure means not ready; the reason goes in the answer
         raise ServiceUnavailable(f"Not ready: {e!r}") from None
