@@ -11,6 +11,7 @@ export const state = {
   scheduleId: null, // the date on the seat map
   hold: store.get("hold." + concertId), // the reservation, plus its payment's Idempotency-Key
   balance: null,
+  limits: null, // the server's limits (GET /api/v1/limits), once known; null if they could not be had
   closed: false, // paid for, or blocked: the page does nothing more
   seatsTimer: 0, // the next refresh of the seat map
   seatsAsked: 0, // refreshes asked for: only the newest answer may paint

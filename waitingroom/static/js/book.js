@@ -2,7 +2,7 @@
 // This module wires the parts: the seat map (seatmap.js), the sale (checkout.js), the page's state
 // (book-state.js) and its messages (book-ui.js); it loads the dates, refreshes the map, and starts.
 import {
-  $, api, clock, dropTicket, everySecond, localTime, saveTicket, secondsLeft, store, text, userId,
+  $, api, clock, dropTicket, everySecond, limits, localTime, saveTicket, secondsLeft, store, text, userId,
 } from "./common.js";
 import { state } from "./book-state.js";
 import { alertBox, blocked, dateOf, plain, say, tokenTrouble } from "./book-ui.js";
@@ -21,6 +21,7 @@ const map = seatMap($("#seats"), {
   onPick: () => sale.showPicked(),
 });
 const sale = checkout({ map, refreshSeats });
+const limitsUsed = limits().then(sale.useLimits); // asked now, needed when the shop opens
 
 // -- dates and the seat map --------------------------------------------------------------
 async function loadSchedules() {
@@ -119,6 +120,7 @@ async function start() {
   }
   t.expires_at = s.expires_at;
   saveTicket(concertId, t);
+  await limitsUsed;
   $("#shop").hidden = false;
   text($("#window-until"), localTime(s.expires_at));
   state.stopWindow = everySecond(() => {

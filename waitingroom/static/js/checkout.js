@@ -1,7 +1,9 @@
 // Holding seats, the balance, paying and the receipt: the booking page's side of the sale.
-import { $, api, clock, dropTicket, everySecond, money, secondsLeft, store, text } from "./common.js";
+import { $, api, clock, dropTicket, everySecond, money, num, secondsLeft, store, text } from "./common.js";
 import { state } from "./book-state.js";
 import { alertBox, dateOf, plain, say, seatList, tokenTrouble } from "./book-ui.js";
+
+const BEST_SEATS = 2; // what "pick the … best seats for me" offers first
 
 function uuid() {
   if (crypto.randomUUID) return crypto.randomUUID();
@@ -20,6 +22,29 @@ export function checkout({ map, refreshSeats }) {
   const holdKey = "hold." + state.concertId;
   const token = () => state.ticket.token;
 
+  /**
+   * The server's limits on the charge form and on the "best seats" choice. Without them (null)
+   * the form sets no bounds of its own and the server's answers explain any mistake.
+   */
+  function useLimits(limits) {
+    state.limits = limits;
+    if (limits) {
+      $("#charge-amount").min = limits.charge_min;
+      $("#charge-amount").max = limits.charge_max;
+    }
+    const most = limits ? limits.max_seats_per_user : BEST_SEATS;
+    const first = Math.min(BEST_SEATS, most);
+    const select = $("#best-n");
+    select.replaceChildren();
+    for (let n = 1; n <= most; n += 1) select.add(new Option(n, n, n === first, n === first));
+  }
+
+  /** What a charge may be, in words; null while the limits are unknown. */
+  function chargeRule() {
+    const l = state.limits;
+    return l && `Add a whole number of won from ${num(l.charge_min)} to ${num(l.charge_max)} at a time.`;
+  }
+
   // -- balance ---------------------------------------------------------------------------
   function showBalance(b) {
     state.balance = b;
@@ -34,8 +59,9 @@ export function checkout({ map, refreshSeats }) {
   $("#charge").addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const amount = Number($("#charge-amount").value);
-    if (!Number.isSafeInteger(amount) || amount < 1 || amount > 10_000_000) {
-      alertBox("Add a whole number of won from 1 to 10,000,000 at a time.");
+    const l = state.limits;
+    if (!Number.isSafeInteger(amount) || (l && (amount < l.charge_min || amount > l.charge_max))) {
+      alertBox(chargeRule() || "Add a whole number of won at a time.");
       return;
     }
     try {
@@ -43,8 +69,7 @@ export function checkout({ map, refreshSeats }) {
       alertBox(`Added ${money(amount)}. Your balance is now ${money(state.balance)}.`, "ok");
     } catch (e) {
       if (tokenTrouble(e)) return;
-      alertBox(e.code === "validation_error" ? "Add a whole number of won from 1 to 10,000,000 at a time."
-        : "Could not add the money. " + plain(e));
+      alertBox((e.code === "validation_error" && chargeRule()) || "Could not add the money. " + plain(e));
     }
   });
 
@@ -166,7 +191,8 @@ export function checkout({ map, refreshSeats }) {
       switch (e.code) {
         case "insufficient_balance": {
           await loadBalance();
-          $("#charge-amount").value = Math.max(1, hold.total_price - (state.balance ?? 0));
+          const least = state.limits ? state.limits.charge_min : 0;
+          $("#charge-amount").value = Math.max(least, hold.total_price - (state.balance ?? 0));
           alertBox(`Your balance (${money(state.balance ?? 0)}) is less than the ${money(hold.total_price)} total. ` +
             "Add money below, then press Pay again.");
           $("#charge-amount").focus();
@@ -228,5 +254,5 @@ export function checkout({ map, refreshSeats }) {
     say("Booking confirmed: " + seatList(r.seats) + ".");
   }
 
-  return { loadBalance, showHold, dropHold, showMine, showPicked, showReceipt };
+  return { useLimits, loadBalance, showHold, dropHold, showMine, showPicked, showReceipt };
 }
