@@ -121,8 +121,9 @@ async def open_site(spawn: Callable[..., Awaitable[Proc]]) -> AsyncIterator[Call
     """`await open_site(**env)`: a web and an admitter process with these settings."""
     async with aiohttp.ClientSession() as http:
         async def start(**env: str) -> Site:
-            web = await spawn("web", **ENV, **env)
-            await spawn("admitter", **ENV, **env)
+            env = {**ENV, **env}
+            web = await spawn("web", **env)
+            await spawn("admitter", **env)
             return Site(web, http)
 
         yield start
@@ -427,3 +428,60 @@ async def test_seat_map_is_keyboard_operable_and_fits_a_phone(pg, site, contexts
     await expect(page.locator("#blocked-title")).to_have_text("Your booking time is over")
     await expect(page.get_by_role("button", name="Join the queue again")).to_be_visible()
 
+
+# -- the server's limits ------------------------------------------------------------------
+async def test_pages_take_the_limits_from_the_server(pg, open_site, contexts):
+    from playwright.async_api import expect
+
+    site = await open_site(WAIT_GRACE="120", MAX_SEATS_PER_USER="6")
+    cid, _ = await add_show(pg)
+    await site.queue(cid, paused=True)
+    page = await (await contexts()).new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    await page.goto(site.url + "/healthz")
+    await page.evaluate("localStorage.setItem('wr.user', '81')")
+    await page.goto(f"{site.url}/queue/{cid}")
+    await expect(page.locator("#position")).to_have_text("1")
+    await expect(page.locator("#grace")).to_have_text("about 2 minutes")
+
+    await site.queue(cid, paused=False, admit_rate=50)
+    await page.wait_for_url(f"**/book/{cid}")
+    best = page.get_by_label("pick the")
+    await expect(best.locator("option")).to_have_text(["1", "2", "3", "4", "5", "6"])
+    await expect(best).to_have_value("2")
+    await expect(page.locator("#charge-amount")).to_have_attribute("min", "1")
+    await expect(page.locator("#charge-amount")).to_have_attribute("max", "10000000")
+    await best.select_option("6")
+    await page.get_by_role("button", name="best seats for me").click()
+    await expect(page.locator("#hold-seats")).to_have_text("1, 2, 3, 4, 5, 6")
+    assert errors == []
+
+
+async def test_booking_page_works_without_the_limits(pg, site, contexts):
+    from playwright.async_api import expect
+
+    cid, _ = await add_show(pg)
+    await site.queue(cid, admit_rate=1000)
+    token = await site.admitted(cid, 82)
+    ctx = await contexts()
+    await ctx.route(re.compile(r"/api/v1/limits$"), lambda route: route.abort())
+    page = await ctx.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    await page.goto(site.url + "/healthz")
+    await page.evaluate(f"""localStorage.setItem("wr.user", "82");
+        localStorage.setItem("wr.ticket.{cid}", JSON.stringify({{token: "{token}"}}))""")
+    await page.goto(f"{site.url}/book/{cid}")
+    await expect(page.locator("#seats .seat")).to_have_count(10)
+    best = page.get_by_label("pick the")
+    await expect(best.locator("option")).to_have_text(["1", "2"])
+    await expect(best).to_have_value("2")
+    # No bounds of the page's own: the server's answer explains.
+    assert await page.locator("#charge-amount").get_attribute("max") is None
+    await page.get_by_label("Add money (won)").fill("20000000")
+    await page.get_by_role("button", name="Add to balance").click()
+    await expect(page.locator("#alert")).to_contain_text("Could not add the money.")
+    await page.get_by_role("button", name="best seats for me").click()
+    await expect(page.locator("#hold-seats")).to_have_text("1, 2")
+    assert errors == []

@@ -63,6 +63,11 @@ export async function api(method, path, { token, body, headers = {} } = {}) {
   return data;
 }
 
+/** The server's limits and time windows (GET /api/v1/limits), asked once per page load;
+ * resolves with null when they could not be had, so a page works on without them. */
+let limitsAsked = null;
+export const limits = () => (limitsAsked ||= api("GET", "/api/v1/limits").catch(() => null));
+
 export const $ = (sel, root = document) => root.querySelector(sel);
 
 /** Set an element's text only when it changes (no needless repaints or announcements). */
@@ -83,6 +88,13 @@ export function duration(seconds) {
   const m = Math.round(seconds / 60);
   if (m < 60) return `about ${m} min`;
   return `about ${Math.floor(m / 60)} h ${m % 60} min`;
+}
+
+/** A time span in words: "about 45 seconds", "about a minute", "about 2 minutes", "about an hour". */
+export function roughly(seconds) {
+  const m = Math.round(seconds / 60), h = Math.round(seconds / 3600);
+  const [n, unit] = seconds < 60 ? [Math.round(seconds), "second"] : m < 60 ? [m, "minute"] : [h, "hour"];
+  return "about " + (n === 1 ? (unit === "hour" ? "an " : "a ") + unit : `${n} ${unit}s`);
 }
 
 /** "4:05" left until an RFC 3339 time, or "0:00". */

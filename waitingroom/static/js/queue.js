@@ -1,7 +1,8 @@
 // The waiting page: a live place in line over a WebSocket, reconnecting by itself, polling
 // when WebSockets fail, and on to booking when admitted.
 import {
-  $, api, clock, duration, dropTicket, everySecond, localTime, num, pathId, saveTicket, text, ticket, userId,
+  $, api, clock, duration, dropTicket, everySecond, limits, localTime, num, pathId, roughly, saveTicket, text, ticket,
+  userId,
 } from "./common.js";
 
 const concertId = pathId();
@@ -271,5 +272,7 @@ $("#leave").addEventListener("click", async () => {
 $("#again").addEventListener("click", () => { dropTicket(concertId); location.reload(); });
 addEventListener("online", () => { if (!finished && !ws) { failures = 0; connect(); } });
 addEventListener("offline", () => { if (!finished) setConn("reconnecting"); });
+// How long a closed page keeps its place is the server's to say.
+limits().then((l) => { if (l) text($("#grace"), roughly(l.wait_grace_seconds)); });
 
 start();
