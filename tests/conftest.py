@@ -24,6 +24,10 @@ from db.migrate import migrate_url
 from waitingroom.servers import free_port, scratch_database, throwaway_redis
 from waitingroom.settings import Settings
 
+# The identity secret of every test gateway; most tests still join with a bare user_id, which
+# ALLOW_UNSIGNED_JOINS permits (tests/test_identity.py turns it off).
+TEST_SECRET = "test-identity-secret-that-is-long-enough"
+
 
 def pytest_asyncio_loop_factories(
     config: Any, item: Any
@@ -48,7 +52,8 @@ def database_url() -> Iterator[str]:
 def make_settings(redis_url: str, database_url: str) -> Callable[..., Settings]:
     def make(**overrides: Any) -> Settings:
         values: dict[str, Any] = {"database_url": database_url, "redis_url": redis_url,
-                                  "admin_token": "test-admin", "tick_interval": 0.1}
+                                  "admin_token": "test-admin", "tick_interval": 0.1,
+                                  "identity_secret": TEST_SECRET, "allow_unsigned_joins": True}
         values.update(overrides)
         return Settings(**values)
 
@@ -151,6 +156,7 @@ async def spawn(redis_url: str, database_url: str, pg, redis) -> AsyncIterator[C
     """
     started: list[Proc] = []
     env = dict(os.environ, REDIS_URL=redis_url, DATABASE_URL=database_url, ADMIN_TOKEN="k",
+               IDENTITY_SECRET=TEST_SECRET, ALLOW_UNSIGNED_JOINS="true",
                TICK_INTERVAL="0.1", WAIT_GRACE="1", LOG_LEVEL="WARNING")
 
     async def start(command: str, port: int | None = None, **overrides: str) -> Proc:

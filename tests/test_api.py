@@ -71,7 +71,8 @@ async def test_poll_and_leave(client, add_concert):
     (b'{"user_id": 123456789012345678901234567890}', "user_id"),
     (b'{"user_id": true}', "user_id"),
     (b'{"user_id": null}', "user_id"),
-    (b'{}', "user_id"),
+    (b'{"identity": ""}', "identity"),
+    (b'{"identity": 5}', "identity"),
     (b'{"user_id": 1, "admin": true}', "admin"),
     (b'{"user_id": 1', None),
     (b'', None),
@@ -211,6 +212,13 @@ async def test_redis_down_is_503_not_500(aiohttp_client, make_settings, add_conc
     await assert_problem(resp, 503, "service_unavailable")
     await assert_problem(await client.get("/readyz"), 503, "service_unavailable")
     assert (await client.get("/healthz")).status == 200
+
+
+async def test_join_without_a_name_needs_an_identity(client, add_concert, redis):
+    cid = await add_concert()
+    resp = await client.post(f"/api/v1/concerts/{cid}/queue", json={})
+    await assert_problem(resp, 401, "identity_required")
+    assert await queue_keys(redis) == []
 
 
 async def test_limits_come_from_the_settings(aiohttp_client, make_settings, pg, redis):

@@ -14,9 +14,21 @@ import booking.views
 from booking.context import BOOKING, Booking
 
 from . import openapi
-from .appkeys import CONCERTS, LEASE, METRICS, PG, POSITIONS, QUEUES, REDIS, SETTINGS, SOCKETS
+from .appkeys import (
+    CONCERTS,
+    IDENTITIES,
+    LEASE,
+    METRICS,
+    PG,
+    POSITIONS,
+    QUEUES,
+    REDIS,
+    SETTINGS,
+    SOCKETS,
+)
 from .concerts import ConcertDirectory
 from .gate import QueueGate
+from .identity import Identities
 from .lease import Lease
 from .listener import listen
 from .metrics import Metrics
@@ -90,9 +102,12 @@ async def _close_sockets(app: web.Application) -> None:
 
 
 def create_app(settings: Settings) -> web.Application:
-    """A web process: public API, WebSockets, admin API. Opens its pools when started."""
+    """A web process: public API, WebSockets, admin API. Opens its pools when started.
+
+    ConfigError if it could not check who joins (see Settings.check_web)."""
     app = web.Application(middlewares=[problem_middleware], client_max_size=settings.max_body)
     app[SETTINGS] = settings
+    app[IDENTITIES] = Identities.from_settings(settings)
     app[METRICS] = Metrics()
     app.cleanup_ctx.extend([_redis, _postgres, _sockets, _gc_timing])
     app.on_shutdown.append(_close_sockets)

@@ -7,6 +7,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from .concerts import ConcertDirectory
+from .identity import Identities
 from .lease import Lease
 from .metrics import Metrics
 from .positions import PositionTick
@@ -23,3 +24,4 @@ LEASE = web.AppKey("lease", Lease)
 POSITIONS = web.AppKey("positions", PositionTick)
 CONCERTS = web.AppKey("concerts", ConcertDirectory)
 METRICS = web.AppKey("metrics", Metrics)
+IDENTITIES = web.AppKey("identities", Identities)

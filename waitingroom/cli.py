@@ -1,4 +1,4 @@
-"""The `waitingroom` command: dev, web, admitter, migrate, seed."""
+"""The `waitingroom` command: dev, web, admitter, migrate, seed, identity."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import contextlib
 import gc
 import logging
 import os
+import secrets
 import signal
 import sys
 import time
@@ -116,6 +117,19 @@ async def seed(settings: Settings, args: argparse.Namespace) -> None:
                          seats=args.seats, price=args.price), flush=True)
 
 
+def print_identity(secret: str | None, user_id: int, ttl: int) -> int:
+    """Print an HS256 identity for user_id (what the selling site would mint)."""
+    from .identity import sign
+    from .settings import MIN_SECRET_BYTES
+
+    if not secret or len(secret.encode()) < MIN_SECRET_BYTES:
+        print(f"waitingroom identity: set IDENTITY_SECRET (at least {MIN_SECRET_BYTES} bytes)",
+              file=sys.stderr)
+        return 2
+    print(sign(secret, user_id, ttl), flush=True)
+    return 0
+
+
 def dev(args: argparse.Namespace) -> int:
     """Everything on one machine, with throwaway servers when none are configured."""
     from .servers import MissingServer, services
@@ -133,8 +147,11 @@ def _run_dev(port: int, redis_url: str, database_url: str) -> int:
     """Migrate, seed the demo, then run web and admitter until Ctrl-C."""
     from honcho.manager import Manager
 
-    env = dict(os.environ, REDIS_URL=redis_url, DATABASE_URL=database_url)
+    env = dict(os.environ, REDIS_URL=redis_url, DATABASE_URL=database_url, DEV_SIGN_IN="true")
     env.setdefault("ADMIN_TOKEN", "dev-admin")
+    if not env.get("IDENTITY_SECRET") and not env.get("IDENTITY_PUBLIC_KEY"):
+        # A fresh secret each run: the pages sign in through POST /dev/identity.
+        env["IDENTITY_SECRET"] = secrets.token_urlsafe(32)
     settings = Settings.from_env(env)
     uvloop.run(migrate(settings))
     seed_args = argparse.Namespace(concerts=3, dates=3, seats=50, price=100_000)
@@ -177,6 +194,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="share the port with other web processes (SO_REUSEPORT)")
     sub.add_parser("admitter", help="run the admission loop and sweepers")
     sub.add_parser("migrate", help="apply pending database migrations")
+    p = sub.add_parser("identity", help="print a JWT for a user, signed with IDENTITY_SECRET")
+    p.add_argument("user_id", type=_within(1, 2**63 - 1))
+    p.add_argument("--ttl", type=_within(1, 86400 * 30), default=600,
+                   help="seconds until it expires (default 600)")
     p = sub.add_parser("seed", help="add demo concerts, dates and seats (idempotent)")
     p.add_argument("--concerts", type=_within(0, 1000), default=3)
     p.add_argument("--dates", type=_within(0, 365), default=3)
@@ -191,12 +212,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "dev":
         return dev(args)
+    if args.command == "identity":
+        return print_identity(os.environ.get("IDENTITY_SECRET"), args.user_id, args.ttl)
     try:
         settings = Settings.from_env()
     except ConfigError as e:
         print(f"waitingroom: configuration error: {e}", file=sys.stderr)
         return 2
     if args.command == "web":
+        try:
+            settings.check_web()
+        except ConfigError as e:
+            print(f"waitingroom: configuration error: {e}", file=sys.stderr)
+            return 2
         port = args.port if args.port is not None else settings.port
         uvloop.run(serve_web(settings, args.host, port, args.reuse_port))
     elif args.command == "admitter":

@@ -9,5 +9,13 @@ class ConcertNotFound(NotFound):
     title = "No such concert"
 
 
+class IdentityRequired(DomainError):
+    status, code, title = 401, "identity_required", "Joining needs a signed identity"
+
+
+class IdentityInvalid(DomainError):
+    status, code, title = 401, "identity_invalid", "The identity is not valid"
+
+
 class AdminUnauthorized(DomainError):
     status, code, title = 401, "admin_unauthorized", "The admin key is missing or wrong"

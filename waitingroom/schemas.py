@@ -11,9 +11,23 @@ from booking.wire import Id, Request, Response
 
 from .records import ExpiryReason
 
+Jwt = Annotated[str, msgspec.Meta(min_length=1, max_length=4096,
+                                   description="A JWT from the selling site: sub = user id, exp")]
+
 
 class JoinRequest(Request):
+    """Join with a signed identity; user_id alone only where unsigned joins are allowed."""
+
+    identity: Jwt | msgspec.UnsetType = msgspec.UNSET
+    user_id: Id | msgspec.UnsetType = msgspec.UNSET
+
+
+class SignInRequest(Request):
     user_id: Id
+
+
+class IdentityOut(Response):
+    identity: str
 
 
 class QueuePatch(Request):

@@ -10,6 +10,9 @@ from typing import Any
 
 from booking.context import BookingSettings
 
+MIN_SECRET_BYTES = 32
+_BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
 
 class ConfigError(ValueError):
     """A configuration value is missing or malformed; the message names the variable."""
@@ -53,6 +56,15 @@ class Settings:
     # Queue departures kept for web processes to catch up on; one that falls further behind
     # reads them all again.
     departure_log: int = 100_000
+    # Signed identity (see identity.py): an HS256 secret, or the selling site's public key (PEM,
+    # or a path to a PEM file). Without either, joins must be allowed unsigned explicitly.
+    identity_secret: str | None = None
+    identity_public_key: str | None = None
+    allow_unsigned_joins: bool = False
+    # Seconds of clock difference allowed when checking an identity's expiry.
+    identity_leeway: int = 5
+    # POST /dev/identity signs anyone in: only `waitingroom dev` turns it on.
+    dev_sign_in: bool = False
 
     def __post_init__(self) -> None:
         checks: list[tuple[str, bool]] = [
@@ -78,10 +90,23 @@ class Settings:
             ("ADMIT_BATCH", 1 <= self.admit_batch <= 1_000_000),
             ("SWEEP_BATCH", 1 <= self.sweep_batch <= 1_000_000),
             ("DEPARTURE_LOG", 1000 <= self.departure_log <= 100_000_000),
+            ("IDENTITY_SECRET", self.identity_secret is None
+             or len(self.identity_secret.encode()) >= MIN_SECRET_BYTES),
+            ("IDENTITY_LEEWAY", 0 <= self.identity_leeway <= 300),
         ]
         for name, ok in checks:
             if not ok:
+                if name == "IDENTITY_SECRET":
+                    raise ConfigError(f"IDENTITY_SECRET must be at least {MIN_SECRET_BYTES} bytes")
                 raise ConfigError(f"{name} is out of range: {getattr(self, name.lower())!r}")
+        if self.identity_secret and self.identity_public_key:
+            raise ConfigError("set one of IDENTITY_SECRET and IDENTITY_PUBLIC_KEY, not both")
+
+    def check_web(self) -> None:
+        """A web process must know how to check who joins, unless told to take ids on trust."""
+        if not (self.identity_secret or self.identity_public_key or self.allow_unsigned_joins):
+            raise ConfigError("IDENTITY_SECRET (or IDENTITY_PUBLIC_KEY) is not set: joins could "
+                              "not be checked; set ALLOW_UNSIGNED_JOINS=true only for closed tests")
 
     @property
     def booking(self) -> BookingSettings:
@@ -100,6 +125,11 @@ class Settings:
             if raw is None or raw == "":
                 continue
             kind = types[field.name]
+            if kind is bool:
+                if raw.lower() not in _BOOLS:
+                    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+                values[field.name] = _BOOLS[raw.lower()]
+                continue
             try:
                 values[field.name] = kind(raw) if kind in (int, float) else raw
             except ValueError:

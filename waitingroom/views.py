@@ -15,20 +15,26 @@ from booking.schemas import CHARGE_MAX, CHARGE_MIN
 from booking.wire import bearer, path_id, read_json, reply
 
 from . import errors
-from .appkeys import CONCERTS, METRICS, PG, QUEUES, SETTINGS
+from .appkeys import CONCERTS, IDENTITIES, METRICS, PG, QUEUES, SETTINGS
+from .identity import sign
 from .queue import Ticket
 from .records import rfc3339
 from .schemas import (
     AdminQueueOut,
     ConcertOut,
+    IdentityOut,
     JoinOut,
     JoinRequest,
     LimitsOut,
     QueuePatch,
     QueueStatusOut,
     QueueSummary,
+    SignInRequest,
 )
 from .ws import queue_socket
+
+# A demo identity lasts long enough for a demo.
+DEV_IDENTITY_TTL = 3600
 
 
 # -- public -------------------------------------------------------------------------------
@@ -57,8 +63,11 @@ def _ws_url(request: web.Request, token: str) -> str:
 async def join(request: web.Request) -> web.Response:
     concert_id = path_id(request, "concert_id")
     body = await read_json(request, JoinRequest)
+    user_id = request.app[IDENTITIES].user_of(
+        body.identity if isinstance(body.identity, str) else None,
+        body.user_id if isinstance(body.user_id, int) else None)
     await request.app[CONCERTS].require(concert_id)
-    ticket = await request.app[QUEUES].join(concert_id, body.user_id)
+    ticket = await request.app[QUEUES].join(concert_id, user_id)
     request.app[METRICS].joins.labels("new" if ticket.created else "again").inc()
     rec = ticket.record
     return reply(JoinOut(token=ticket.token, state=rec.state, position=ticket.position,
@@ -85,6 +94,14 @@ async def leave(request: web.Request) -> web.Response:
     token = bearer(request)
     await request.app[QUEUES].end(token, "left", request.app[PG])
     return web.Response(status=204)
+
+
+async def dev_sign_in(request: web.Request) -> web.Response:
+    """The demo's sign-in: anyone may be anyone. Only `waitingroom dev` mounts it."""
+    body = await read_json(request, SignInRequest)
+    secret = request.app[SETTINGS].identity_secret
+    assert secret is not None  # mounted only with one
+    return reply(IdentityOut(identity=sign(secret, body.user_id, DEV_IDENTITY_TTL)))
 
 
 # -- operations ---------------------------------------------------------------------------
@@ -162,6 +179,9 @@ async def admin_audit(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
+    settings = app[SETTINGS]
+    if settings.dev_sign_in and settings.identity_secret:
+        app.router.add_post("/dev/identity", dev_sign_in)
     app.router.add_get("/", _page("index.html"))
     app.router.add_get(r"/queue/{concert_id:\d+}", _page("queue.html"))
     app.router.add_get(r"/book/{concert_id:\d+}", _page("book.html"))
