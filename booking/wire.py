@@ -58,6 +58,9 @@ def decode(body: bytes, kind: type[T]) -> T:
         raise errors.ValidationFailed(str(e), field=_field_of(str(e))) from None
     except msgspec.DecodeError as e:
         raise errors.ValidationFailed(f"The body is not valid JSON: {e}") from None
+    except UnicodeDecodeError:
+        # msgspec checks UTF-8 in keys only as it decodes them, and says so this way.
+        raise errors.ValidationFailed("The body is not valid UTF-8") from None
 
 
 async def read_json(request: web.Request, kind: type[T]) -> T:

@@ -28,6 +28,7 @@ from .appkeys import (
 )
 from .concerts import ConcertDirectory
 from .gate import QueueGate
+from .headers import secure_headers
 from .identity import Identities
 from .lease import Lease
 from .listener import listen
@@ -111,6 +112,7 @@ def create_app(settings: Settings) -> web.Application:
     app[METRICS] = Metrics()
     app.cleanup_ctx.extend([_redis, _postgres, _sockets, _gc_timing])
     app.on_shutdown.append(_close_sockets)
+    app.on_response_prepare.append(secure_headers)
     add_routes(app)
     booking.views.add_routes(app)
     openapi.add_routes(app)

@@ -55,9 +55,10 @@ async def serve_web(settings: Settings, host: str, port: int, reuse_port: bool) 
     from aiohttp import web
 
     from .app import create_app
+    from .server import ProblemAppRunner
 
     async def start() -> Callable[[], Awaitable[None]]:
-        runner = web.AppRunner(create_app(settings), access_log=None, shutdown_timeout=5)
+        runner = ProblemAppRunner(create_app(settings), access_log=None, shutdown_timeout=5)
         await runner.setup()
         site = web.TCPSite(runner, host, port, reuse_port=reuse_port, backlog=4096)
         try:

@@ -172,6 +172,14 @@ def _page(name: str) -> Handler:
     return page
 
 
+async def static_file(request: web.Request) -> web.FileResponse:
+    """A file of the pages; anything else (a missing file, a way out of the folder) is 404."""
+    path = (STATIC / request.match_info["path"]).resolve()
+    if not path.is_relative_to(STATIC.resolve()) or not path.is_file():
+        raise NotFound("No such file")
+    return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
+
+
 async def admin_audit(request: web.Request) -> web.Response:
     """The shop's invariants, checked in SQL (no seat sold twice; the money adds up)."""
     _admin(request)
@@ -185,7 +193,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/", _page("index.html"))
     app.router.add_get(r"/queue/{concert_id:\d+}", _page("queue.html"))
     app.router.add_get(r"/book/{concert_id:\d+}", _page("book.html"))
-    app.router.add_static("/static/", STATIC, append_version=False)
+    app.router.add_get("/static/{path:.+}", static_file)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
