@@ -20,6 +20,11 @@ class DomainError(Exception):
         super().__init__(detail or self.title)
         self.detail = detail or self.title
         self.extra = extra
+        self.headers: dict[str, str] = {}
+
+
+# Seconds a client is asked to wait before trying a service that did not answer.
+RETRY_UNAVAILABLE = 1
 
 
 # -- the edge -----------------------------------------------------------------------------
@@ -37,6 +42,10 @@ class NotFound(DomainError):
 
 class ServiceUnavailable(DomainError):
     status, code, title = 503, "service_unavailable", "A backing service is not answering"
+
+    def __init__(self, detail: str | None = None, **extra: Any) -> None:
+        super().__init__(detail, **extra)
+        self.headers = {"Retry-After": str(RETRY_UNAVAILABLE)}
 
 
 # -- the gate: who a bearer token is, and whether it may book ------------------------------

@@ -84,7 +84,8 @@ class Stack:
         self.env = dict(os.environ, REDIS_URL=redis_url, DATABASE_URL=database_url,
                         ADMIN_TOKEN=self.admin_token,
                         # wrk's join script names users by id: see loadtest/README.md.
-                        ALLOW_UNSIGNED_JOINS="true", ADMIT_RATE="0", MAX_ACTIVE="1000000",
+                        ALLOW_UNSIGNED_JOINS="true", RATE_LIMIT_JOINS="0", RATE_LIMIT_CALLS="0",
+                        ADMIT_RATE="0", MAX_ACTIVE="1000000",
                         TICK_INTERVAL="1.0", WAIT_GRACE="3600", PORT=str(self.port),
                         LOG_LEVEL="WARNING")
         self.webs: list[Proc] = []

@@ -53,7 +53,8 @@ def make_settings(redis_url: str, database_url: str) -> Callable[..., Settings]:
     def make(**overrides: Any) -> Settings:
         values: dict[str, Any] = {"database_url": database_url, "redis_url": redis_url,
                                   "admin_token": "test-admin", "tick_interval": 0.1,
-                                  "identity_secret": TEST_SECRET, "allow_unsigned_joins": True}
+                                  "identity_secret": TEST_SECRET, "allow_unsigned_joins": True,
+                                  "rate_limit_joins": 0, "rate_limit_calls": 0}
         values.update(overrides)
         return Settings(**values)
 
@@ -156,7 +157,8 @@ async def spawn(redis_url: str, database_url: str, pg, redis) -> AsyncIterator[C
     """
     started: list[Proc] = []
     env = dict(os.environ, REDIS_URL=redis_url, DATABASE_URL=database_url, ADMIN_TOKEN="k",
-               IDENTITY_SECRET=TEST_SECRET, ALLOW_UNSIGNED_JOINS="true",
+               IDENTITY_SECRET=TEST_SECRET, ALLOW_UNSIGNED_JOINS="true", RATE_LIMIT_JOINS="0",
+               RATE_LIMIT_CALLS="0",
                TICK_INTERVAL="0.1", WAIT_GRACE="1", LOG_LEVEL="WARNING")
 
     async def start(command: str, port: int | None = None, **overrides: str) -> Proc:

@@ -36,6 +36,7 @@ from .metrics import Metrics
 from .positions import PositionTick
 from .problems import problem_middleware
 from .queue import Queues
+from .ratelimit import rate_limit_middleware
 from .settings import Settings
 from .sockets import Sockets
 from .views import add_routes
@@ -106,7 +107,8 @@ def create_app(settings: Settings) -> web.Application:
     """A web process: public API, WebSockets, admin API. Opens its pools when started.
 
     ConfigError if it could not check who joins (see Settings.check_web)."""
-    app = web.Application(middlewares=[problem_middleware], client_max_size=settings.max_body)
+    app = web.Application(middlewares=[problem_middleware, rate_limit_middleware],
+                          client_max_size=settings.max_body)
     app[SETTINGS] = settings
     app[IDENTITIES] = Identities.from_settings(settings)
     app[METRICS] = Metrics()

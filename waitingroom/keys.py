@@ -16,6 +16,14 @@ CHANNEL = PREFIX + ":ev:{concert_id}"
 CHANNEL_PATTERN = PREFIX + ":ev:*"
 
 
+# One rate-limit bucket: {kind}:{subject} in its own hash tag.
+RATE = PREFIX + ":rl:{{{kind}:{subject}}}"
+
+
+def rate_key(kind: str, subject: str) -> str:
+    return RATE.format(kind=kind, subject=subject)
+
+
 def token_index(token: str) -> str:
     return TOKEN_INDEX.format(token=token)
 

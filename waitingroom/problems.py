@@ -11,7 +11,7 @@ import asyncpg
 import redis.exceptions
 from aiohttp import web
 
-from booking.errors import DomainError, from_violation
+from booking.errors import DomainError, ServiceUnavailable, from_violation
 from booking.wire import encode
 
 from .schemas import Problem
@@ -39,7 +39,9 @@ def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> we
 
 
 def _domain(e: DomainError) -> web.Response:
-    return problem(e.status, e.code, e.title, e.detail, **e.extra)
+    response = problem(e.status, e.code, e.title, e.detail, **e.extra)
+    response.headers.update(e.headers)
+    return response
 
 
 def _http(e: web.HTTPException) -> web.Response:
@@ -70,8 +72,7 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         return _http(e)
     except _UNAVAILABLE as e:
         log.warning("backing service unavailable: %r", e)
-        return problem(503, "service_unavailable", "A backing service is not answering",
-                       "Try again in a moment")
+        return _domain(ServiceUnavailable("Try again in a moment"))
     except asyncpg.IntegrityConstraintViolationError as e:
         mapped = from_violation(e)
         return _domain(mapped) if mapped is not None else _bug(request, e)

@@ -241,6 +241,15 @@ class Queues:
                                 self._rate(cfg_rate, paused, measured)))
         return out
 
+    # -- rate limits -----------------------------------------------------------------------
+    async def take(self, kind: str, subject: str, per_minute: int) -> float:
+        """Count one call of subject against its per-minute limit: 0 if allowed, else seconds
+        until one would be. Calls made in the same event-loop turn share a round trip."""
+        interval_ms = max(1, 60_000 // per_minute)
+        (over_ms,) = await self.batch.run(self.scripts.limit, [keys.rate_key(kind, subject)],
+                                          [interval_ms, 60_000])
+        return int(over_ms) / 1000
+
     # -- web process leases --------------------------------------------------------------
     async def lease(self, proc_id: str, lease_ms: int) -> tuple[bool, list[str]]:
         """Renew proc_id's lease: (whether it had lapsed or is new, the other live processes)."""

@@ -13,7 +13,9 @@ from redis.asyncio.client import Pipeline
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
-_NAMES = ("join", "status", "leave", "attach", "detach", "reap", "admit", "lease")
+# Scripts on one concert's keys get the shared prelude (lua/_lib.lua); the others stand alone.
+_CONCERT = ("join", "status", "leave", "attach", "detach", "reap", "admit")
+_PLAIN = ("lease", "limit")
 
 
 def _source(name: str) -> str:
@@ -30,12 +32,15 @@ class Scripts:
     reap: AsyncScript
     admit: AsyncScript
     lease: AsyncScript
+    limit: AsyncScript
 
     @classmethod
     def register(cls, redis: Redis) -> Scripts:
         """Register every script on this client (EVALSHA, loading on first use)."""
         prelude = _source("_lib")
-        return cls(**{n: redis.register_script(prelude + "\n" + _source(n)) for n in _NAMES})
+        scripts = {n: redis.register_script(prelude + "\n" + _source(n)) for n in _CONCERT}
+        scripts.update({n: redis.register_script(_source(n)) for n in _PLAIN})
+        return cls(**scripts)
 
 
 @dataclasses.dataclass(slots=True)

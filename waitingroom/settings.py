@@ -6,6 +6,7 @@ import dataclasses
 import os
 import typing
 from collections.abc import Mapping
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Any
 
 from booking.context import BookingSettings
@@ -65,6 +66,13 @@ class Settings:
     identity_leeway: int = 5
     # POST /dev/identity signs anyone in: only `waitingroom dev` turns it on.
     dev_sign_in: bool = False
+    # Rate limits per minute (0: off): joins and sign-ins per client address, bearer calls per
+    # token, admin calls per address. Shared by every web process through Redis.
+    rate_limit_joins: int = 60
+    rate_limit_calls: int = 600
+    rate_limit_admin: int = 600
+    # Comma-separated CIDRs of proxies whose X-Forwarded-For names the client.
+    trusted_proxies: str | None = None
 
     def __post_init__(self) -> None:
         checks: list[tuple[str, bool]] = [
@@ -93,12 +101,19 @@ class Settings:
             ("IDENTITY_SECRET", self.identity_secret is None
              or len(self.identity_secret.encode()) >= MIN_SECRET_BYTES),
             ("IDENTITY_LEEWAY", 0 <= self.identity_leeway <= 300),
+            ("RATE_LIMIT_JOINS", 0 <= self.rate_limit_joins <= 60_000),
+            ("RATE_LIMIT_CALLS", 0 <= self.rate_limit_calls <= 60_000),
+            ("RATE_LIMIT_ADMIN", 0 <= self.rate_limit_admin <= 60_000),
         ]
         for name, ok in checks:
             if not ok:
                 if name == "IDENTITY_SECRET":
                     raise ConfigError(f"IDENTITY_SECRET must be at least {MIN_SECRET_BYTES} bytes")
                 raise ConfigError(f"{name} is out of range: {getattr(self, name.lower())!r}")
+        try:
+            _ = self.proxies
+        except ValueError as e:
+            raise ConfigError(f"TRUSTED_PROXIES is not a list of CIDRs: {e}") from None
         if self.identity_secret and self.identity_public_key:
             raise ConfigError("set one of IDENTITY_SECRET and IDENTITY_PUBLIC_KEY, not both")
 
@@ -107,6 +122,12 @@ class Settings:
         if not (self.identity_secret or self.identity_public_key or self.allow_unsigned_joins):
             raise ConfigError("IDENTITY_SECRET (or IDENTITY_PUBLIC_KEY) is not set: joins could "
                               "not be checked; set ALLOW_UNSIGNED_JOINS=true only for closed tests")
+
+    @property
+    def proxies(self) -> list[IPv4Network | IPv6Network]:
+        """TRUSTED_PROXIES as networks."""
+        raw = self.trusted_proxies or ""
+        return [ip_network(p.strip(), strict=False) for p in raw.split(",") if p.strip()]
 
     @property
     def booking(self) -> BookingSettings:
