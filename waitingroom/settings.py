@@ -50,6 +50,10 @@ class Settings:
     # is closed once it has stayed behind for slow_client_ticks ticks.
     slow_client_bytes: int = 64 * 1024
     slow_client_ticks: int = 10
+    # Frames a client may send a socket per second (a burst of twice that); a client that keeps
+    # sending past it (ws_flood_limit frames refused) is cut off.
+    ws_client_rate: float = 5.0
+    ws_flood_limit: int = 50
     # Tokens admitted, timed out or dropped per concert per admitter tick.
     admit_batch: int = 10_000
     # Rows per booking sweep statement per admitter tick.
@@ -95,6 +99,8 @@ class Settings:
             ("WS_MAX_MESSAGE", 64 <= self.ws_max_message <= 1024 * 1024),
             ("SLOW_CLIENT_BYTES", 1024 <= self.slow_client_bytes <= 64 * 1024 * 1024),
             ("SLOW_CLIENT_TICKS", 1 <= self.slow_client_ticks <= 10_000),
+            ("WS_CLIENT_RATE", 0.1 <= self.ws_client_rate <= 10_000),
+            ("WS_FLOOD_LIMIT", 1 <= self.ws_flood_limit <= 1_000_000),
             ("ADMIT_BATCH", 1 <= self.admit_batch <= 1_000_000),
             ("SWEEP_BATCH", 1 <= self.sweep_batch <= 1_000_000),
             ("DEPARTURE_LOG", 1000 <= self.departure_log <= 100_000_000),

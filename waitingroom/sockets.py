@@ -38,6 +38,22 @@ class Waiter:
     eta: int | None = None
     rate: float | None = None
     slow_ticks: int = 0
+    # The client's own frames: a token bucket, and how many it sent past it.
+    allowance: float = 0.0
+    allowance_at: float = 0.0
+    refused: int = 0
+
+    def may_speak(self, rate: float, now: float) -> bool:
+        """Whether the client may send a frame now (rate per second, a burst of twice that)."""
+        if self.allowance_at == 0.0:
+            self.allowance, self.allowance_at = 2 * rate, now
+        self.allowance = min(2 * rate, self.allowance + (now - self.allowance_at) * rate)
+        self.allowance_at = now
+        if self.allowance >= 1:
+            self.allowance -= 1
+            return True
+        self.refused += 1
+        return False
 
 
 @dataclasses.dataclass(slots=True)
@@ -82,6 +98,7 @@ class Sockets:
         self.by_token: dict[str, list[Waiter]] = {}
         self.concerts: dict[int, ConcertView] = {}
         self.frames_sent = 0
+        self.aborted = 0
         self._closing: set[asyncio.Task[bool]] = set()
 
     @property
@@ -126,7 +143,8 @@ class Sockets:
                 transport is not None and transport.get_write_buffer_size() > self.slow_bytes):
             waiter.slow_ticks += 1
             if waiter.slow_ticks >= self.slow_ticks:
-                self.close(waiter, WSCloseCode.POLICY_VIOLATION, b"too slow")
+                # It reads nothing, so it would never read a close frame either: cut it off.
+                self.abort(waiter)
             return False
         waiter.slow_ticks = 0
         try:
@@ -135,6 +153,14 @@ class Sockets:
             return False
         self.frames_sent += 1
         return True
+
+    def abort(self, waiter: Waiter) -> None:
+        """Drop the connection at once, unsent data and all (the client is not reading)."""
+        self.aborted += 1
+        if waiter.transport is not None:
+            waiter.transport.abort()
+        else:
+            self.close(waiter, WSCloseCode.POLICY_VIOLATION, b"too slow")
 
     def close(self, waiter: Waiter, code: int, message: bytes) -> None:
         """Close a socket in the background: the closing handshake waits on the client."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import msgspec
 from aiohttp import WSMsgType, web
 
@@ -46,13 +48,20 @@ async def queue_socket(request: web.Request) -> web.WebSocketResponse:
             await sockets.position(waiter, view, ticket.position or 1)
         else:
             await sockets.admitted(waiter, rec.expires_ms)
+        loop = asyncio.get_running_loop()
         async for msg in ws:
-            if msg.type == WSMsgType.TEXT:
-                try:
-                    _decode_ping(msg.data)
-                except msgspec.DecodeError:
-                    continue  # anything but a ping is ignored
-                await sockets.send(waiter, PongFrame())
+            if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+                continue
+            if not waiter.may_speak(settings.ws_client_rate, loop.time()):
+                if waiter.refused > settings.ws_flood_limit:
+                    sockets.abort(waiter)  # a flood: whoever sends it is not listening either
+                    break
+                continue
+            try:
+                _decode_ping(msg.data)
+            except msgspec.DecodeError:
+                continue  # anything but a ping is ignored
+            await sockets.send(waiter, PongFrame())
     finally:
         await lease.closed(waiter)
     return ws
