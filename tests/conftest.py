@@ -152,7 +152,8 @@ class Proc:
 async def spawn(redis_url: str, database_url: str, pg, redis) -> AsyncIterator[Callable]:
     """Start `waitingroom <command>` processes; each is stopped (by its pid) after the test.
 
-    `start(command, port=None, **env)`: a web process listens on `port` (a free one by default);
+    `start(command, port=None, output=None, **env)`: a web process listens on `port` (a free one
+    by default), writing its output to the file `output` if given;
     keyword arguments override environment variables.
     """
     started: list[Proc] = []
@@ -161,12 +162,14 @@ async def spawn(redis_url: str, database_url: str, pg, redis) -> AsyncIterator[C
                RATE_LIMIT_CALLS="0",
                TICK_INTERVAL="0.1", WAIT_GRACE="1", LOG_LEVEL="WARNING")
 
-    async def start(command: str, port: int | None = None, **overrides: str) -> Proc:
+    async def start(command: str, port: int | None = None, output: Any = None,
+                    **overrides: str) -> Proc:
         if command == "web":
             port = port or free_port()
         args = [command, "--port", str(port), "--host", "127.0.0.1"] if port else [command]
         proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "waitingroom", *args,
-                                                    env=dict(env, **overrides))
+                                                    env=dict(env, **overrides), stdout=output,
+                                                    stderr=output)
         p = Proc(proc, port)
         started.append(p)
         if port:

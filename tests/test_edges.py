@@ -126,3 +126,43 @@ async def test_undecodable_bodies_are_400(web: Web, body: bytes) -> None:
             headers={"Content-Type": "application/json"}) as r:
         assert r.status == 400 and r.content_type == PROBLEM
         assert (await r.json())["code"] == "validation_error"
+
+
+async def test_no_full_token_reaches_the_log(spawn: Any, add_concert: Any, tmp_path: Path) -> None:
+    await add_concert()
+    log = tmp_path / "web.log"
+    with log.open("wb") as out:
+        web = await spawn("web", ACCESS_LOG="true", LOG_LEVEL="INFO", output=out)
+    async with aiohttp.ClientSession() as s:
+        async with s.post(web.url + "/api/v1/concerts/1/queue", json={"user_id": 5}) as r:
+            token = (await r.json())["token"]
+        async with s.get(web.url + "/api/v1/queue", headers={"Authorization": f"Bearer {token}"}):
+            pass
+        async with s.ws_connect(f"{web.url}/ws/queue?token={token}") as ws:
+            assert (await ws.receive_json(timeout=10))["type"] == "position"
+        async with s.get(f"{web.url}/ws/queue?token={token}&x=1"):
+            pass
+
+    async def logged() -> bool:
+        return log.read_text().count("/ws/queue?token=") >= 2
+
+    await eventually(logged)
+    text = log.read_text()
+    assert token not in text and token.replace("-", "") not in text
+    assert f"token={token[:8]}…" in text
+    assert "/api/v1/queue" in text  # the log does have the requests
+
+
+async def test_websocket_origin_is_checked_when_configured(spawn: Any, add_concert: Any) -> None:
+    await add_concert()
+    web = await spawn("web", ALLOWED_ORIGINS="https://shop.example, https://m.shop.example/")
+    async with aiohttp.ClientSession() as s:
+        async with s.post(web.url + "/api/v1/concerts/1/queue", json={"user_id": 5}) as r:
+            token = (await r.json())["token"]
+        url = f"{web.url}/ws/queue?token={token}"
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await s.ws_connect(url, origin="https://evil.example")
+        assert refused.value.status == 403
+        for origin in ("https://shop.example", "https://m.shop.example", None):
+            async with s.ws_connect(url, origin=origin) as ws:
+                assert (await ws.receive_json(timeout=10))["type"] == "position"

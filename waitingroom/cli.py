@@ -54,11 +54,17 @@ async def tune_gc(interval: float) -> None:
 async def serve_web(settings: Settings, host: str, port: int, reuse_port: bool) -> None:
     from aiohttp import web
 
+    from .accesslog import AccessLogger
     from .app import create_app
     from .server import ProblemAppRunner
 
     async def start() -> Callable[[], Awaitable[None]]:
-        runner = ProblemAppRunner(create_app(settings), access_log=None, shutdown_timeout=5)
+        if settings.access_log:
+            runner = ProblemAppRunner(create_app(settings), shutdown_timeout=5,
+                                      access_log=logging.getLogger("waitingroom.access"),
+                                      access_log_class=AccessLogger)
+        else:
+            runner = ProblemAppRunner(create_app(settings), access_log=None, shutdown_timeout=5)
         await runner.setup()
         site = web.TCPSite(runner, host, port, reuse_port=reuse_port, backlog=4096)
         try:

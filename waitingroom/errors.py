@@ -17,5 +17,9 @@ class IdentityInvalid(DomainError):
     status, code, title = 401, "identity_invalid", "The identity is not valid"
 
 
+class OriginNotAllowed(DomainError):
+    status, code, title = 403, "origin_not_allowed", "Pages of this origin may not open the queue"
+
+
 class AdminUnauthorized(DomainError):
     status, code, title = 401, "admin_unauthorized", "The admin key is missing or wrong"

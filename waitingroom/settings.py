@@ -77,6 +77,11 @@ class Settings:
     rate_limit_admin: int = 600
     # Comma-separated CIDRs of proxies whose X-Forwarded-For names the client.
     trusted_proxies: str | None = None
+    # Comma-separated origins (https://shop.example) whose pages may open queue WebSockets;
+    # unset: any. A request without Origin (not a browser) is let through.
+    allowed_origins: str | None = None
+    # One line per request (tokens cut to a prefix) on the waitingroom.access logger.
+    access_log: bool = False
 
     def __post_init__(self) -> None:
         checks: list[tuple[str, bool]] = [
@@ -134,6 +139,11 @@ class Settings:
         """TRUSTED_PROXIES as networks."""
         raw = self.trusted_proxies or ""
         return [ip_network(p.strip(), strict=False) for p in raw.split(",") if p.strip()]
+
+    @property
+    def origins(self) -> frozenset[str]:
+        return frozenset(o.strip().rstrip("/") for o in (self.allowed_origins or "").split(",")
+                         if o.strip())
 
     @property
     def booking(self) -> BookingSettings:

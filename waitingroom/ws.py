@@ -11,6 +11,7 @@ from booking.errors import TokenInvalid
 from booking.wire import valid_token
 
 from .appkeys import LEASE, QUEUES, SETTINGS, SOCKETS
+from .errors import OriginNotAllowed
 from .schemas import ExpiredFrame, PingFrame, PongFrame
 from .sockets import CLOSE_EXPIRED, CLOSE_UNKNOWN, Waiter
 
@@ -21,6 +22,9 @@ _decode_ping = msgspec.json.Decoder(PingFrame).decode
 async def queue_socket(request: web.Request) -> web.WebSocketResponse:
     """The upgrade always succeeds; a bad token is then closed with its code."""
     settings = request.app[SETTINGS]
+    origin = request.headers.get("Origin")
+    if origin is not None and settings.origins and origin.rstrip("/") not in settings.origins:
+        raise OriginNotAllowed(f"{origin[:100]} is not in ALLOWED_ORIGINS")
     # permessage-deflate off: it costs ~89 KB per socket and makes sends several times slower.
     ws = web.WebSocketResponse(heartbeat=settings.ws_heartbeat, compress=False,
                                max_msg_size=settings.ws_max_message)
