@@ -7,7 +7,11 @@ Headless against `scripts/dev` (see loadtest/README.md for more):
 
 Environment: WR_ADMIN_TOKEN (the admin key, for the end-of-run audit; default `dev-admin`),
 WR_CONCERTS (comma-separated concert ids; default: every concert listed by the API),
-WR_SHAPE (`flash` or `steady`; unset: plain -u/-r/-t), WR_USERS, WR_RAMP, WR_DURATION.
+WR_SHAPE (`flash` or `steady`; unset: plain -u/-r/-t), WR_USERS, WR_RAMP, WR_DURATION,
+WR_IDENTITY_SECRET (sign identities here, as the selling site would; unset: each person signs in
+through the gateway's demo sign-in, POST /dev/identity, which `waitingroom dev` offers).
+Each person sends its own made-up X-Forwarded-For address: run the gateway with
+TRUSTED_PROXIES=127.0.0.1/32 for the per-address join limit to see many people, not one.
 Only gevent-friendly blocking code here: locust patches sockets, so websocket-client cooperates.
 """
 
@@ -22,11 +26,13 @@ from collections import Counter
 from typing import Any
 
 import gevent
+import jwt
 import websocket
 from locust import FastHttpUser, LoadTestShape, between, events, task
 from locust.env import Environment
 
 ADMIN_TOKEN = os.environ.get("WR_ADMIN_TOKEN", "dev-admin")
+IDENTITY_SECRET = os.environ.get("WR_IDENTITY_SECRET")
 GIVE_UP = float(os.environ.get("WR_GIVE_UP", "0.1"))  # share of waiters who give up
 COME_BACK = float(os.environ.get("WR_COME_BACK", "0.15"))  # share who close the tab and return
 RELEASE = float(os.environ.get("WR_RELEASE", "0.1"))  # share of holds released before paying
@@ -58,14 +64,31 @@ class Person(FastHttpUser):
     wait_time = between(0.5, 2)
 
     def on_start(self) -> None:
+        self.address = f"10.{random.randrange(256)}.{random.randrange(256)}.{random.randrange(1, 255)}"
+        self.client.headers["X-Forwarded-For"] = self.address  # type: ignore[attr-defined]
         if not concerts:
             with self.client.get("/api/v1/concerts", name="/api/v1/concerts") as r:
                 wanted = os.environ.get("WR_CONCERTS")
                 ids = [c["id"] for c in r.json()]
                 concerts.extend(int(c) for c in wanted.split(",")) if wanted else concerts.extend(ids)
 
+    def identity(self, user_id: int) -> str | None:
+        """A signed identity for this user: minted here, or from the demo sign-in."""
+        if IDENTITY_SECRET:
+            return jwt.encode({"sub": str(user_id), "exp": int(time.time()) + 3600},
+                              IDENTITY_SECRET, algorithm="HS256")
+        with self.client.post("/dev/identity", json={"user_id": user_id}, name="/dev/identity",
+                              catch_response=True) as r:
+            if r.status_code != 200:
+                r.failure(f"sign-in answered {r.status_code}: set WR_IDENTITY_SECRET")
+                return None
+            return str(r.json()["identity"])
+
     def join(self, user_id: int, concert: int) -> dict[str, Any]:
-        with self.client.post(f"/api/v1/concerts/{concert}/queue", json={"user_id": user_id},
+        identity = self.identity(user_id)
+        if identity is None:
+            return {}
+        with self.client.post(f"/api/v1/concerts/{concert}/queue", json={"identity": identity},
                               name="/api/v1/concerts/[id]/queue", catch_response=True) as r:
             if r.status_code not in (200, 201):
                 r.failure(f"join answered {r.status_code}: {r.text[:200]}")
