@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import asyncpg
 import pytest
 
 
@@ -18,19 +19,20 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     (["seed", "--price", "-5"], "--price: -5 is not between 1"),
     (["seed", "--seats", "many"], "--seats: 'many' is not a whole number"),
 ])
-def test_bad_arguments_are_usage_errors(args, message):
+def test_bad_arguments_are_usage_errors(args: list[str], message: str) -> None:
     done = run(*args)
     assert done.returncode == 2 and message in done.stderr
 
 
-def test_bad_configuration_names_the_variable():
+def test_bad_configuration_names_the_variable() -> None:
     done = run("migrate", env={"DATABASE_URL": "postgresql://x/y", "REDIS_URL": "redis://x",
                                "ADMIT_RATE": "fast"})
     assert done.returncode == 2
     assert "ADMIT_RATE must be a number" in done.stderr
 
 
-async def test_migrate_and_seed_twice_add_nothing_more(database_url, redis_url, pg):
+async def test_migrate_and_seed_twice_add_nothing_more(database_url: str, redis_url: str,
+                                                       pg: asyncpg.Pool) -> None:
     env = {"DATABASE_URL": database_url, "REDIS_URL": redis_url}
     assert "nothing pending" in run("migrate", env=env).stdout
     for _ in range(2):
