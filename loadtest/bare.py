@@ -40,7 +40,7 @@ class Stats(msgspec.Struct):
     busy_seconds: float  # send-loop time summed over every tick
 
 
-SOCKETS = web.AppKey("sockets", set)
+SOCKETS: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("sockets")
 STATS = web.AppKey("stats", Stats)
 _encode = msgspec.json.Encoder().encode
 _decode_join = msgspec.json.Decoder(Join).decode
@@ -77,13 +77,14 @@ async def send_loop(app: web.Application) -> None:
     """One frame to every socket per second, sent the way the gateway's hub sends them."""
     loop = asyncio.get_running_loop()
     st = app[STATS]
+    sockets = app[SOCKETS]
     next_at = loop.time()
     n = 0
     while True:
         next_at += 1.0
         n += 1
         started = time.perf_counter()
-        for i, ws in enumerate(list(app[SOCKETS])):
+        for i, ws in enumerate(list(sockets)):
             if ws.closed:
                 continue
             try:
@@ -108,7 +109,8 @@ async def _ticker(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _close(app: web.Application) -> None:
-    for ws in list(app[SOCKETS]):
+    sockets = app[SOCKETS]
+    for ws in list(sockets):
         await ws.close(code=WSCloseCode.GOING_AWAY)
 
 

@@ -323,7 +323,7 @@ class Bench:
                     for token in event[1]:
                         published.setdefault(token, now)
         finally:
-            await pubsub.aclose()
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def _admit_state(self, redis: Redis | None, cid: int) -> tuple[int, float] | None:
         """(admitted_total, Redis time of the admission tick that made it), read atomically."""

@@ -45,8 +45,9 @@ concerts: list[int] = []
 
 def metric(name: str, millis: float = 0.0, length: int = 0, error: Exception | None = None) -> None:
     """A custom figure in locust's table (request type WR)."""
-    events.request.fire(request_type="WR", name=name, response_time=millis, response_length=length,
-                        exception=error, context={})
+    events.request.fire(  # type: ignore[no-untyped-call]  # locust's EventHook is unannotated
+        request_type="WR", name=name, response_time=millis, response_length=length, exception=error,
+        context={})
 
 
 def new_user_id() -> int:
@@ -96,6 +97,8 @@ class Person(FastHttpUser):
             return r.json()  # type: ignore[no-any-return]
 
     def ws_url(self, token: str) -> str:
+        # FastHttpUser refuses to start without a host, so there is one by now.
+        assert self.host is not None
         return self.host.replace("http", "ws", 1).rstrip("/") + f"/ws/queue?token={token}"
 
     def wait_on_socket(self, token: str, until: float) -> dict[str, Any] | None:
@@ -305,7 +308,7 @@ class SaleShape(LoadTestShape):
         opts = self.runner.environment.parsed_options if self.runner else None
         users = int(os.environ.get("WR_USERS", getattr(opts, "num_users", None) or 100))
         duration = float(os.environ.get("WR_DURATION", getattr(opts, "run_time", None) or 60))
-        run = self.get_run_time()
+        run = self.get_run_time()  # type: ignore[no-untyped-call]  # unannotated in locust
         if run > duration:
             return None
         if kind == "flash":
@@ -317,7 +320,7 @@ class SaleShape(LoadTestShape):
         return users, float(getattr(opts, "spawn_rate", None) or users)
 
 
-@events.test_stop.add_listener
+@events.test_stop.add_listener  # type: ignore[untyped-decorator]  # unannotated in locust
 def audit(environment: Environment, **_: Any) -> None:
     """The end of a run: what this run saw, and the server's own invariant check."""
     print("\nwhat this run saw:", dict(seen))

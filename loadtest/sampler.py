@@ -6,6 +6,8 @@ import asyncio
 import dataclasses
 import re
 import time
+from collections.abc import Mapping
+from typing import Any
 
 import aiohttp
 
@@ -40,10 +42,14 @@ class Sampler:
     def mark(self, name: str, start: float, end: float) -> None:
         self.phases.append((name, start - self.started, end - self.started))
 
-    async def _json(self, url: str, **kw: object) -> dict[str, object] | None:
+    async def _json(self, url: str, headers: Mapping[str, str] | None = None) -> dict[str, Any] | None:
         try:
-            async with self.session.get(url, timeout=aiohttp.ClientTimeout(total=2), **kw) as r:
-                return await r.json() if r.status == 200 else None  # type: ignore[no-any-return]
+            async with self.session.get(url, timeout=aiohttp.ClientTimeout(total=2),
+                                        headers=headers) as r:
+                if r.status != 200:
+                    return None
+                body: dict[str, Any] = await r.json()
+                return body
         except (aiohttp.ClientError, TimeoutError):
             return None
 
@@ -53,8 +59,8 @@ class Sampler:
             for cid in self.concert_ids:
                 q = await self._json(f"{self.url}/admin/concerts/{cid}/queue", headers=self.headers)
                 if q:
-                    waiting += int(q["waiting"])  # type: ignore[call-overload]
-                    admitted += int(q["admitted_total"])  # type: ignore[call-overload]
+                    waiting += int(q["waiting"])
+                    admitted += int(q["admitted_total"])
         try:
             async with self.session.get(f"{self.url}/metrics",
                                         timeout=aiohttp.ClientTimeout(total=2)) as r:
@@ -63,7 +69,7 @@ class Sampler:
             pass
         st = await self._json(f"{self.bare_url}/stats")
         if st:
-            bare = int(st["sockets"])  # type: ignore[call-overload]
+            bare = int(st["sockets"])
         return Sample(time.monotonic() - self.started, waiting, admitted, sockets, bare)
 
     async def run(self, interval: float = 0.5, max_seconds: float = 1800) -> None:

@@ -11,10 +11,11 @@ from typing import Any
 
 import asyncpg
 import pytest
-from aiohttp.test_utils import TestClient
+from pytest_aiohttp import AiohttpClient
+from redis.asyncio import Redis
 
 from booking.sweeper import sweep
-from tests.conftest import eventually
+from tests.conftest import AppClient, MakeSettings, eventually
 from waitingroom import admission
 from waitingroom.app import create_app
 from waitingroom.appkeys import QUEUES
@@ -37,7 +38,7 @@ class Answer:
 class Shop:
     """A running app on the test servers, and what a buyer does with it."""
 
-    client: TestClient[Any, Any]
+    client: AppClient
     pg: asyncpg.Pool
     settings: Settings
 
@@ -194,8 +195,8 @@ ShopFactory = Callable[..., Awaitable[Shop]]
 
 
 @pytest.fixture
-def make_shop(aiohttp_client: Any, pg: asyncpg.Pool, redis: Any,
-              make_settings: Callable[..., Settings]) -> ShopFactory:
+def make_shop(aiohttp_client: AiohttpClient, pg: asyncpg.Pool, redis: Redis,
+              make_settings: MakeSettings) -> ShopFactory:
     """A Shop on a fresh app; keyword arguments override the settings."""
     async def make(**overrides: Any) -> Shop:
         settings = make_settings(**{**FAST, **overrides})

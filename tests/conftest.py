@@ -12,12 +12,15 @@ import os
 import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
 import asyncpg
 import pytest
 import uvloop
+from aiohttp.test_utils import TestClient
+from aiohttp.web import Application, Request
+from pytest_aiohttp import AiohttpClient
 from redis.asyncio import Redis
 
 from db.migrate import migrate_url
@@ -28,9 +31,23 @@ from waitingroom.settings import Settings
 # ALLOW_UNSIGNED_JOINS permits (tests/test_identity.py turns it off).
 TEST_SECRET = "test-identity-secret-that-is-long-enough"
 
+if TYPE_CHECKING:
+    from waitingroom.queue import Queues
+
+# What the `client` fixture and `aiohttp_client(create_app(...))` give: a client of one app.
+AppClient = TestClient[Request, Application]
+# The `make_settings` fixture: the test settings, keyword arguments overriding fields.
+MakeSettings = Callable[..., Settings]
+
+
+class AddConcert(Protocol):
+    """The `add_concert` fixture: inserts a concert and gives its id."""
+
+    def __call__(self, name: str | None = None, host: str = "Test Hall") -> Awaitable[int]: ...
+
 
 def pytest_asyncio_loop_factories(
-    config: Any, item: Any
+    config: pytest.Config, item: pytest.Item
 ) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
     return {"uvloop": uvloop.new_event_loop}
 
@@ -49,7 +66,7 @@ def database_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def make_settings(redis_url: str, database_url: str) -> Callable[..., Settings]:
+def make_settings(redis_url: str, database_url: str) -> MakeSettings:
     def make(**overrides: Any) -> Settings:
         values: dict[str, Any] = {"database_url": database_url, "redis_url": redis_url,
                                   "admin_token": "test-admin", "tick_interval": 0.1,
@@ -62,7 +79,7 @@ def make_settings(redis_url: str, database_url: str) -> Callable[..., Settings]:
 
 
 @pytest.fixture
-def settings(make_settings: Callable[..., Settings]) -> Settings:
+def settings(make_settings: MakeSettings) -> Settings:
     return make_settings()
 
 
@@ -96,7 +113,7 @@ async def redis(redis_url: str) -> AsyncIterator[Redis]:
 
 
 @pytest.fixture
-def add_concert(pg: asyncpg.Pool) -> Callable[..., Awaitable[int]]:
+def add_concert(pg: asyncpg.Pool) -> AddConcert:
     async def add(name: str | None = None, host: str = "Test Hall") -> int:
         return int(await pg.fetchval("INSERT INTO concerts (name, host) VALUES ($1, $2) RETURNING id",
                                      name or f"Concert {uuid.uuid4().hex[:6]}", host))
@@ -116,7 +133,7 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 5.0,
 
 
 @pytest.fixture
-async def queues(redis: Redis, settings: Settings) -> AsyncIterator[Any]:
+async def queues(redis: Redis, settings: Settings) -> AsyncIterator[Queues]:
     """The Queues object on the test Redis, with the test settings."""
     from waitingroom.queue import Queues
 
@@ -124,7 +141,8 @@ async def queues(redis: Redis, settings: Settings) -> AsyncIterator[Any]:
 
 
 @pytest.fixture
-async def client(aiohttp_client: Any, settings: Settings, pg: asyncpg.Pool, redis: Redis) -> Any:
+async def client(aiohttp_client: AiohttpClient, settings: Settings, pg: asyncpg.Pool,
+                 redis: Redis) -> AppClient:
     """A test client of one real web process (its own pools, tick loop and pub/sub listener)."""
     from waitingroom.app import create_app
 
@@ -148,8 +166,13 @@ class Proc:
         return f"http://127.0.0.1:{self.port}"
 
 
+# `spawn(command, port=None, **env)`: keyword arguments other than port are environment variables.
+Spawn = Callable[..., Awaitable[Proc]]
+
+
 @pytest.fixture
-async def spawn(redis_url: str, database_url: str, pg, redis) -> AsyncIterator[Callable]:
+async def spawn(redis_url: str, database_url: str, pg: asyncpg.Pool,
+                redis: Redis) -> AsyncIterator[Spawn]:
     """Start `waitingroom <command>` processes; each is stopped (by its pid) after the test.
 
     `start(command, port=None, output=None, **env)`: a web process listens on `port` (a free one

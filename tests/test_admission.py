@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 
-from tests.conftest import eventually
+import asyncpg
+from redis.asyncio import Redis
+
+from tests.conftest import AddConcert, MakeSettings, eventually
 from waitingroom import admission
 from waitingroom.queue import Admission, Queues
 
@@ -23,7 +27,7 @@ async def _admitted_total(queues: Queues) -> int:
 
 
 @contextlib.asynccontextmanager
-async def running(*admitters, pool=None):
+async def running(*admitters: Queues, pool: asyncpg.Pool | None = None) -> AsyncIterator[None]:
     tasks = [asyncio.create_task(admission.run(q, pool)) for q in admitters]
     try:
         yield
@@ -48,7 +52,7 @@ async def _admitted(queues: Queues, at_least: int) -> bool:
     return await _admitted_total(queues) >= at_least
 
 
-async def test_admission_is_fifo(queues):
+async def test_admission_is_fifo(queues: Queues) -> None:
     tickets = [await queues.join(1, u) for u in range(1, 31)]
     await queues.configure(1, admit_rate=7.0)
     order: list[str] = []
@@ -58,7 +62,7 @@ async def test_admission_is_fifo(queues):
     assert order == [t.token for t in tickets]
 
 
-async def test_fractional_budget_admits_five_every_two_seconds(queues):
+async def test_fractional_budget_admits_five_every_two_seconds(queues: Queues) -> None:
     for u in range(1, 21):
         await queues.join(1, u)
     await queues.configure(1, admit_rate=2.5)
@@ -67,7 +71,7 @@ async def test_fractional_budget_admits_five_every_two_seconds(queues):
     assert counts == [2, 3, 2, 3, 2, 3]
 
 
-async def test_no_banking_after_a_pause(queues):
+async def test_no_banking_after_a_pause(queues: Queues) -> None:
     for u in range(1, 101):
         await queues.join(1, u)
     await queues.configure(1, admit_rate=10.0, paused=True)
@@ -79,7 +83,7 @@ async def test_no_banking_after_a_pause(queues):
     assert len((await _tick_after(queues, 1.0)).admitted_tokens) == 10
 
 
-async def test_no_banking_while_no_admitter_ran(make_settings, redis):
+async def test_no_banking_while_no_admitter_ran(make_settings: MakeSettings, redis: Redis) -> None:
     queues = Queues(redis, make_settings(tick_interval=1.0))
     for u in range(1, 101):
         await queues.join(1, u)
@@ -89,7 +93,7 @@ async def test_no_banking_while_no_admitter_ran(make_settings, redis):
     assert 10 <= len((await _tick_after(queues, 60.0)).admitted_tokens) <= 16
 
 
-async def test_late_and_early_ticks_keep_the_exact_rate(make_settings, redis):
+async def test_late_and_early_ticks_keep_the_exact_rate(make_settings: MakeSettings, redis: Redis) -> None:
     queues = Queues(redis, make_settings(tick_interval=1.0))
     for u in range(1, 201):
         await queues.join(1, u)
@@ -99,7 +103,8 @@ async def test_late_and_early_ticks_keep_the_exact_rate(make_settings, redis):
     assert sum(counts) == 100
 
 
-async def test_rate_is_accurate_in_real_time(queues, make_settings, redis):
+async def test_rate_is_accurate_in_real_time(queues: Queues, make_settings: MakeSettings,
+                                             redis: Redis) -> None:
     q = Queues(redis, make_settings(tick_interval=0.05))
     for u in range(1, 301):
         await q.join(1, u)
@@ -109,7 +114,8 @@ async def test_rate_is_accurate_in_real_time(queues, make_settings, redis):
     assert 36 <= rate <= 44
 
 
-async def test_two_admitters_admit_no_more_than_one(queues, make_settings, redis_url):
+async def test_two_admitters_admit_no_more_than_one(queues: Queues, make_settings: MakeSettings,
+                                                    redis_url: str) -> None:
     from waitingroom.app import redis_client
 
     for u in range(1, 301):
@@ -126,7 +132,8 @@ async def test_two_admitters_admit_no_more_than_one(queues, make_settings, redis
     assert 36 <= rate <= 44
 
 
-async def test_max_active_is_never_exceeded(queues, make_settings, redis):
+async def test_max_active_is_never_exceeded(queues: Queues, make_settings: MakeSettings,
+                                            redis: Redis) -> None:
     tickets = [await queues.join(1, u) for u in range(1, 41)]
     await queues.configure(1, admit_rate=1000.0, max_active=5)
     await admission.tick(queues, None)
@@ -140,7 +147,9 @@ async def test_max_active_is_never_exceeded(queues, make_settings, redis):
     assert outcome.admitted_tokens == [tickets[5].token]
 
 
-async def test_admitted_tokens_time_out_and_free_their_slot(make_settings, redis, pg, add_concert):
+async def test_admitted_tokens_time_out_and_free_their_slot(make_settings: MakeSettings, redis: Redis,
+                                                            pg: asyncpg.Pool,
+                                                            add_concert: AddConcert) -> None:
     cid = await add_concert()
     q = Queues(redis, make_settings(active_ttl=1))
     first, second = await q.join(cid, 1), await q.join(cid, 2)
@@ -157,8 +166,9 @@ async def test_admitted_tokens_time_out_and_free_their_slot(make_settings, redis
     assert dict(row) == {"reason": "timeout", "user_id": 1}
 
 
-async def _audit_is(pg, token: str, state: str) -> bool:
-    return await pg.fetchval("SELECT state FROM waiting_token WHERE token = $1", token) == state
+async def _audit_is(pg: asyncpg.Pool, token: str, state: str) -> bool:
+    recorded: str | None = await pg.fetchval("SELECT state FROM waiting_token WHERE token = $1", token)
+    return recorded == state
 
 
 async def _state_is(q: Queues, token: str, state: str) -> bool:

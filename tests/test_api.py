@@ -2,23 +2,32 @@
 
 from __future__ import annotations
 
-import pytest
+from typing import Any
 
-from tests.conftest import admin_headers, bearer
+import aiohttp
+import asyncpg
+import pytest
+from pytest_aiohttp import AiohttpClient
+from redis.asyncio import Redis
+
+from tests.conftest import AddConcert, AppClient, MakeSettings, admin_headers, bearer
+from waitingroom.queue import Queues
+from waitingroom.settings import Settings
 
 PROBLEM = "application/problem+json"
 UNKNOWN = "8e0b7a2c-6a5d-4c1e-9d0f-3f1b2a4c5d6e"
 
 
-async def queue_keys(redis) -> list[bytes]:
+async def queue_keys(redis: Redis) -> list[bytes | str]:
     """Every key a join writes (the web processes' leases aside)."""
     return [k for k in await redis.keys("*") if k != b"wr:procs"]
 
 
-async def assert_problem(resp, status: int, code: str, field: str | None = None) -> dict:
+async def assert_problem(resp: aiohttp.ClientResponse, status: int, code: str,
+                         field: str | None = None) -> dict[str, Any]:
     assert resp.status == status, await resp.text()
     assert resp.content_type == PROBLEM
-    body = await resp.json()
+    body: dict[str, Any] = await resp.json()
     assert body["status"] == status and body["code"] == code
     assert body["title"] and body["detail"] and body["type"].endswith(code)
     if field is not None:
@@ -26,7 +35,8 @@ async def assert_problem(resp, status: int, code: str, field: str | None = None)
     return body
 
 
-async def test_concerts_list_with_queue_figures(client, add_concert, queues):
+async def test_concerts_list_with_queue_figures(client: AppClient, add_concert: AddConcert,
+                                                queues: Queues) -> None:
     cid = await add_concert("Aurora", "Arena")
     await queues.configure(cid, admit_rate=3.5, paused=True)
     await client.post(f"/api/v1/concerts/{cid}/queue", json={"user_id": 5})
@@ -36,7 +46,7 @@ async def test_concerts_list_with_queue_figures(client, add_concert, queues):
         "waiting": 1, "active": 0, "admit_rate": 3.5, "paused": True}}]
 
 
-async def test_join_answers_and_rejoin(client, add_concert):
+async def test_join_answers_and_rejoin(client: AppClient, add_concert: AddConcert) -> None:
     cid = await add_concert()
     resp = await client.post(f"/api/v1/concerts/{cid}/queue", json={"user_id": 42})
     assert resp.status == 201
@@ -48,7 +58,7 @@ async def test_join_answers_and_rejoin(client, add_concert):
     assert again.status == 200 and (await again.json())["token"] == body["token"]
 
 
-async def test_poll_and_leave(client, add_concert):
+async def test_poll_and_leave(client: AppClient, add_concert: AddConcert) -> None:
     cid = await add_concert()
     token = (await (await client.post(f"/api/v1/concerts/{cid}/queue", json={"user_id": 1})).json())["token"]
     resp = await client.get("/api/v1/queue", headers=bearer(token))
@@ -80,7 +90,9 @@ async def test_poll_and_leave(client, add_concert):
     (b'"hi"', None),
     (b'\xff\xfe', None),
 ])
-async def test_join_bad_bodies_are_400_and_write_nothing(client, add_concert, redis, body, field):
+async def test_join_bad_bodies_are_400_and_write_nothing(client: AppClient, add_concert: AddConcert,
+                                                         redis: Redis, body: bytes,
+                                                         field: str | None) -> None:
     cid = await add_concert()
     resp = await client.post(f"/api/v1/concerts/{cid}/queue", data=body,
                              headers={"Content-Type": "application/json"})
@@ -88,7 +100,8 @@ async def test_join_bad_bodies_are_400_and_write_nothing(client, add_concert, re
     assert await queue_keys(redis) == []
 
 
-async def test_join_other_media_types_and_sizes(client, add_concert, redis):
+async def test_join_other_media_types_and_sizes(client: AppClient, add_concert: AddConcert,
+                                                redis: Redis) -> None:
     cid = await add_concert()
     resp = await client.post(f"/api/v1/concerts/{cid}/queue", data=b'{"user_id": 1}',
                              headers={"Content-Type": "text/plain"})
@@ -103,13 +116,13 @@ async def test_join_other_media_types_and_sizes(client, add_concert, redis):
 
 
 @pytest.mark.parametrize("concert", ["0", "-1", "abc", "1.5", "9223372036854775808", "١"])
-async def test_join_bad_concert_ids(client, concert, redis):
+async def test_join_bad_concert_ids(client: AppClient, concert: str, redis: Redis) -> None:
     resp = await client.post(f"/api/v1/concerts/{concert}/queue", json={"user_id": 1})
     await assert_problem(resp, 400, "validation_error", "concert_id")
     assert await queue_keys(redis) == []
 
 
-async def test_join_unknown_concert_is_404(client, redis):
+async def test_join_unknown_concert_is_404(client: AppClient, redis: Redis) -> None:
     resp = await client.post("/api/v1/concerts/999/queue", json={"user_id": 1})
     await assert_problem(resp, 404, "not_found")
     assert await queue_keys(redis) == []
@@ -124,19 +137,20 @@ async def test_join_unknown_concert_is_404(client, redis):
     ({"Authorization": "Bearer " + "x" * 5000}, "token_invalid"),
     ({"Authorization": f"Bearer {UNKNOWN}"}, "token_invalid"),
 ])
-async def test_token_errors(client, method, headers, code):
+async def test_token_errors(client: AppClient, method: str, headers: dict[str, str], code: str) -> None:
     resp = await client.request(method, "/api/v1/queue", headers=headers)
     await assert_problem(resp, 401, code)
 
 
-async def test_framework_errors_are_problems(client):
+async def test_framework_errors_are_problems(client: AppClient) -> None:
     await assert_problem(await client.get("/nope"), 404, "not_found")
     resp = await client.put("/api/v1/concerts")
     await assert_problem(resp, 405, "method_not_allowed")
     assert "GET" in resp.headers["Allow"]
 
 
-async def test_admin_figures_and_patch(client, settings, add_concert, queues):
+async def test_admin_figures_and_patch(client: AppClient, settings: Settings, add_concert: AddConcert,
+                                       queues: Queues) -> None:
     cid = await add_concert()
     for u in (1, 2, 3):
         await queues.join(cid, u)
@@ -164,14 +178,16 @@ async def test_admin_figures_and_patch(client, settings, add_concert, queues):
     ({"paused": "yes"}, "paused"),
     ({"rate": 3}, "rate"),
 ])
-async def test_admin_patch_bad_input_changes_nothing(client, settings, add_concert, queues, body, field):
+async def test_admin_patch_bad_input_changes_nothing(client: AppClient, settings: Settings,
+                                                     add_concert: AddConcert, queues: Queues,
+                                                     body: dict[str, object], field: str | None) -> None:
     cid = await add_concert()
     resp = await client.patch(f"/admin/concerts/{cid}/queue", headers=admin_headers(settings), json=body)
     await assert_problem(resp, 400, "validation_error", field)
     assert await queues.redis.hgetall(f"wr:{{c:{cid}}}:cfg") == {}
 
 
-async def test_admin_needs_the_key(client, add_concert):
+async def test_admin_needs_the_key(client: AppClient, add_concert: AddConcert) -> None:
     cid = await add_concert()
     await assert_problem(await client.get(f"/admin/concerts/{cid}/queue"), 401, "admin_unauthorized")
     resp = await client.patch(f"/admin/concerts/{cid}/queue", json={"paused": True},
@@ -181,7 +197,8 @@ async def test_admin_needs_the_key(client, add_concert):
     await assert_problem(resp, 404, "not_found")
 
 
-async def test_admin_off_without_a_key(aiohttp_client, make_settings, add_concert):
+async def test_admin_off_without_a_key(aiohttp_client: AiohttpClient, make_settings: MakeSettings,
+                                       add_concert: AddConcert) -> None:
     from waitingroom.app import create_app
 
     client = await aiohttp_client(create_app(make_settings(admin_token=None)))
@@ -190,7 +207,7 @@ async def test_admin_off_without_a_key(aiohttp_client, make_settings, add_concer
     await assert_problem(resp, 404, "not_found")
 
 
-async def test_operations_endpoints(client, add_concert):
+async def test_operations_endpoints(client: AppClient, add_concert: AddConcert) -> None:
     assert (await client.get("/healthz")).status == 200
     assert (await client.get("/readyz")).status == 200
     cid = await add_concert()
@@ -200,7 +217,8 @@ async def test_operations_endpoints(client, add_concert):
     assert "waitingroom_sockets 0.0" in text
 
 
-async def test_redis_down_is_503_not_500(aiohttp_client, make_settings, add_concert):
+async def test_redis_down_is_503_not_500(aiohttp_client: AiohttpClient, make_settings: MakeSettings,
+                                         add_concert: AddConcert) -> None:
     from waitingroom.app import create_app
     from waitingroom.servers import free_port
 
@@ -214,14 +232,16 @@ async def test_redis_down_is_503_not_500(aiohttp_client, make_settings, add_conc
     assert (await client.get("/healthz")).status == 200
 
 
-async def test_join_without_a_name_needs_an_identity(client, add_concert, redis):
+async def test_join_without_a_name_needs_an_identity(client: AppClient, add_concert: AddConcert,
+                                                    redis: Redis) -> None:
     cid = await add_concert()
     resp = await client.post(f"/api/v1/concerts/{cid}/queue", json={})
     await assert_problem(resp, 401, "identity_required")
     assert await queue_keys(redis) == []
 
 
-async def test_limits_come_from_the_settings(aiohttp_client, make_settings, pg, redis):
+async def test_limits_come_from_the_settings(aiohttp_client: AiohttpClient, make_settings: MakeSettings,
+                                             pg: asyncpg.Pool, redis: Redis) -> None:
     from waitingroom.app import create_app
 
     client = await aiohttp_client(create_app(make_settings(active_ttl=420, wait_grace=45,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.booking_support import Shop, check_invariants, gather_all, make_shop, shop  # noqa: F401
+from tests.booking_support import Shop, ShopFactory, check_invariants, gather_all, make_shop, shop  # noqa: F401
 
 
 async def test_schedules_seat_map_and_a_hold(shop: Shop) -> None:
@@ -124,7 +124,7 @@ async def test_quantity_prefers_adjacent_seats(shop: Shop) -> None:
     assert (none.status, none.body["code"]) == (409, "seat_unavailable")
 
 
-async def test_seat_limit(make_shop) -> None:  # type: ignore[no-untyped-def]
+async def test_seat_limit(make_shop: ShopFactory) -> None:
     shop = await make_shop(max_seats_per_user=3)
     concert_id, (s1, s2) = await shop.concert(dates=2, seats=10)
     token = await shop.buyer(concert_id, 1)
@@ -142,7 +142,7 @@ async def test_seat_limit(make_shop) -> None:  # type: ignore[no-untyped-def]
     assert sorted(a.status for a in answers) == [201, 201, 201, 409]
 
 
-async def test_lazy_expiry_frees_seats_without_a_sweeper(make_shop) -> None:  # type: ignore[no-untyped-def]
+async def test_lazy_expiry_frees_seats_without_a_sweeper(make_shop: ShopFactory) -> None:
     shop = await make_shop()
     concert_id, (s1,) = await shop.concert(seats=3)
     a, b = await shop.buyers(concert_id, [1, 2])
@@ -216,7 +216,9 @@ async def test_admission_window_closes_at_its_deadline_even_before_the_admitter_
     token = await shop.buyer(concert_id, 1)
     k = f"wr:{{c:{concert_id}}}:tok"
     redis = shop.queues.redis
-    record = (await redis.hget(k, token)).decode().split("|")
+    raw = await redis.hget(k, token)
+    assert isinstance(raw, bytes), raw
+    record = raw.decode().split("|")
     record[3] = "1000"  # the booking deadline passed long ago; no admitter has run since
     await redis.hset(k, token, "|".join(record))
     answer = await shop.hold(token, schedule, seats=[1])

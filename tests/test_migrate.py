@@ -11,7 +11,7 @@ from db.migrate import migrate, migrate_url, migrations
 from waitingroom.servers import with_database
 
 
-async def test_concurrent_migrations_apply_each_once(database_url):
+async def test_concurrent_migrations_apply_each_once(database_url: str) -> None:
     name = f"wr_mig_{uuid.uuid4().hex[:10]}"
     admin = await asyncpg.connect(database_url)
     await admin.execute(f'CREATE DATABASE "{name}"')
@@ -32,6 +32,6 @@ async def test_concurrent_migrations_apply_each_once(database_url):
         await admin.close()
 
 
-def test_migrations_are_numbered_in_order():
+def test_migrations_are_numbered_in_order() -> None:
     versions = [v for v, _, _ in migrations()]
     assert versions == list(range(1, len(versions) + 1))

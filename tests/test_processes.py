@@ -4,22 +4,27 @@ from __future__ import annotations
 
 import contextlib
 import signal
+from typing import Any
 
 import aiohttp
+from redis.asyncio import Redis
 
-from tests.conftest import eventually
+from tests.conftest import AddConcert, Spawn, eventually
 from waitingroom.keys import ConcertKeys
+from waitingroom.queue import Queues
 from waitingroom.records import TokenRecord
 
 
-async def frame(ws: aiohttp.ClientWebSocketResponse) -> dict:
+async def frame(ws: aiohttp.ClientWebSocketResponse) -> dict[str, Any]:
     msg = await ws.receive(timeout=5)
     assert msg.type == aiohttp.WSMsgType.TEXT, msg
-    return msg.json()
+    body: dict[str, Any] = msg.json()
+    return body
 
 
-async def test_stopped_process_says_going_away_and_place_is_kept_elsewhere(spawn, add_concert,
-                                                                           queues):
+async def test_stopped_process_says_going_away_and_place_is_kept_elsewhere(spawn: Spawn,
+                                                                           add_concert: AddConcert,
+                                                                           queues: Queues) -> None:
     cid = await add_concert()
     await queues.configure(cid, paused=True)
     one, two = await spawn("web"), await spawn("web")
@@ -40,7 +45,7 @@ async def test_stopped_process_says_going_away_and_place_is_kept_elsewhere(spawn
 
 
 async def test_admitter_process_admits_and_killed_web_process_releases_its_waiters(
-        spawn, add_concert, queues, redis):
+        spawn: Spawn, add_concert: AddConcert, queues: Queues, redis: Redis) -> None:
     cid = await add_concert()
     await queues.configure(cid, paused=True, admit_rate=100.0)
     web = await spawn("web")
@@ -54,8 +59,13 @@ async def test_admitter_process_admits_and_killed_web_process_releases_its_waite
         for ws in sockets:
             await frame(ws)
 
+        async def record(token: str) -> TokenRecord:
+            raw = await redis.hget(ConcertKeys(cid).tokens, token)
+            assert raw is not None, f"no record of token {token}"
+            return TokenRecord.parse(raw)
+
         async def state(token: str) -> str:
-            return TokenRecord.parse(await redis.hget(ConcertKeys(cid).tokens, token)).state
+            return (await record(token)).state
 
         # Held by open sockets, both outlive the 1 s grace period while the web process lives.
         start = await redis_seconds(redis)
@@ -77,11 +87,10 @@ async def test_admitter_process_admits_and_killed_web_process_releases_its_waite
             return [await state(t) for t in tokens] == ["EXPIRED", "EXPIRED"]
 
         await eventually(both_dropped, timeout=15, interval=0.2)
-        reasons = [TokenRecord.parse(await redis.hget(ConcertKeys(cid).tokens, t)).reason
-                   for t in tokens]
+        reasons = [(await record(t)).reason for t in tokens]
         assert reasons == ["dropped", "dropped"]
 
 
-async def redis_seconds(redis) -> float:
+async def redis_seconds(redis: Redis) -> float:
     sec, usec = await redis.time()
     return sec + usec / 1e6

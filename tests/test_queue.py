@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import asyncio
 
+import asyncpg
 import pytest
 
 from booking.errors import TokenInvalid
 from waitingroom import admission
+from waitingroom.queue import Queues
 from waitingroom.sockets import ConcertView
 
 
-async def test_join_gives_increasing_positions(queues):
+async def test_join_gives_increasing_positions(queues: Queues) -> None:
     tickets = [await queues.join(1, user) for user in range(1, 6)]
     assert [t.position for t in tickets] == [1, 2, 3, 4, 5]
     assert all(t.created and t.record.state == "WAITING" for t in tickets)
     assert len({t.token for t in tickets}) == 5
 
 
-async def test_rejoin_returns_same_token_and_place(queues):
+async def test_rejoin_returns_same_token_and_place(queues: Queues) -> None:
     first = await queues.join(1, 7)
     await queues.join(1, 8)
     again = await queues.join(1, 7)
@@ -28,18 +30,19 @@ async def test_rejoin_returns_same_token_and_place(queues):
     assert other.token != first.token and other.created
 
 
-async def test_concurrent_joins_of_one_user_give_one_token(queues):
+async def test_concurrent_joins_of_one_user_give_one_token(queues: Queues) -> None:
     tickets = await asyncio.gather(*(queues.join(1, 99) for _ in range(50)))
     assert len({t.token for t in tickets}) == 1
     assert sum(t.created for t in tickets) == 1
 
 
-async def test_concurrent_joins_get_distinct_exact_places(queues):
+async def test_concurrent_joins_get_distinct_exact_places(queues: Queues) -> None:
     tickets = await asyncio.gather(*(queues.join(1, user) for user in range(1, 501)))
-    assert sorted(t.position for t in tickets) == list(range(1, 501))
+    # Every joiner waits, so each has a place: a missing one leaves the list short.
+    assert sorted(t.position for t in tickets if t.position is not None) == list(range(1, 501))
 
 
-async def test_leave_expires_token_and_moves_those_behind(queues):
+async def test_leave_expires_token_and_moves_those_behind(queues: Queues) -> None:
     _, b, c = [await queues.join(1, u) for u in (1, 2, 3)]
     await queues.end(b.token, "left")
     status = await queues.status(b.token)
@@ -51,12 +54,12 @@ async def test_leave_expires_token_and_moves_those_behind(queues):
     assert back.token != b.token and back.position == 3
 
 
-async def test_unknown_token_is_invalid(queues):
+async def test_unknown_token_is_invalid(queues: Queues) -> None:
     with pytest.raises(TokenInvalid):
         await queues.status("8e0b7a2c-6a5d-4c1e-9d0f-3f1b2a4c5d6e")
 
 
-async def test_local_positions_match_redis_with_departures(queues, pg):
+async def test_local_positions_match_redis_with_departures(queues: Queues, pg: asyncpg.Pool) -> None:
     """The local arithmetic (ticket - cursor - departed) equals ZCOUNT for every waiter."""
     await queues.configure(1, admit_rate=1000.0)
     tickets = [await queues.join(1, u) for u in range(1, 41)]
@@ -78,14 +81,14 @@ async def test_local_positions_match_redis_with_departures(queues, pg):
     assert checked > 20
 
 
-async def test_join_after_redis_forgot_its_scripts(queues):
+async def test_join_after_redis_forgot_its_scripts(queues: Queues) -> None:
     await queues.join(1, 1)
     await queues.redis.script_flush()
     again = await queues.join(1, 2)
     assert again.created and again.position == 2
 
 
-async def test_rejoin_leaves_no_stray_token_index(queues):
+async def test_rejoin_leaves_no_stray_token_index(queues: Queues) -> None:
     await queues.join(1, 1)
     for _ in range(5):
         await queues.join(1, 1)

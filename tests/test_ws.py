@@ -3,69 +3,79 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import aiohttp
+import asyncpg
 import pytest
+from pytest_aiohttp import AiohttpClient
+from redis.asyncio import Redis
 
-from tests.conftest import admin_headers, eventually
+from tests.conftest import AddConcert, AppClient, MakeSettings, admin_headers, eventually
 from waitingroom import admission
 from waitingroom.keys import ConcertKeys
+from waitingroom.queue import Queues
 from waitingroom.records import TokenRecord
+from waitingroom.settings import Settings
+from waitingroom.sockets import Sockets
 
 TIMEOUT = 5
 
 
-async def join(client, concert_id: int, user_id: int) -> dict:
+async def join(client: AppClient, concert_id: int, user_id: int) -> dict[str, Any]:
     resp = await client.post(f"/api/v1/concerts/{concert_id}/queue", json={"user_id": user_id})
     assert resp.status in (200, 201), await resp.text()
-    return await resp.json()
+    body: dict[str, Any] = await resp.json()
+    return body
 
 
-async def next_frame(ws, type_: str | None = None) -> dict:
+async def next_frame(ws: aiohttp.ClientWebSocketResponse, type_: str | None = None) -> dict[str, Any]:
     """The next frame (of this type, skipping others), failing after TIMEOUT seconds."""
     while True:
         msg = await ws.receive(timeout=TIMEOUT)
         assert msg.type == aiohttp.WSMsgType.TEXT, msg
-        frame = msg.json()
+        frame: dict[str, Any] = msg.json()
         if type_ is None or frame["type"] == type_:
             return frame
 
 
-async def position_reaching(ws, expected: int) -> list[int]:
+async def position_reaching(ws: aiohttp.ClientWebSocketResponse, expected: int) -> list[int]:
     """Position frames until `expected` arrives; returns all positions seen."""
-    seen = []
+    seen: list[int] = []
     while not seen or seen[-1] != expected:
         seen.append((await next_frame(ws, "position"))["position"])
         assert seen[-1] >= expected, seen
     return seen
 
 
-async def closed(ws) -> int:
+async def closed(ws: aiohttp.ClientWebSocketResponse) -> int | None:
     while True:
         msg = await ws.receive(timeout=TIMEOUT)
         if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING):
             return ws.close_code
 
 
-async def record(redis, concert_id: int, token: str) -> TokenRecord:
+async def record(redis: Redis, concert_id: int, token: str) -> TokenRecord:
     """A token's record read straight from Redis: unlike a poll, no sign of life."""
-    return TokenRecord.parse(await redis.hget(ConcertKeys(concert_id).tokens, token))
+    raw = await redis.hget(ConcertKeys(concert_id).tokens, token)
+    assert raw is not None, f"no record of token {token}"
+    return TokenRecord.parse(raw)
 
 
 @pytest.fixture
-async def concert(add_concert, queues) -> int:
+async def concert(add_concert: AddConcert, queues: Queues) -> int:
     cid = await add_concert()
     await queues.configure(cid, paused=True, admit_rate=20.0)
     return cid
 
 
 @pytest.mark.parametrize("token", ["", "nope", "8e0b7a2c-6a5d-4c1e-9d0f-3f1b2a4c5d6e"])
-async def test_unknown_or_malformed_token_closes_4401(client, token):
+async def test_unknown_or_malformed_token_closes_4401(client: AppClient, token: str) -> None:
     ws = await client.ws_connect(f"/ws/queue?token={token}")
     assert await closed(ws) == 4401
 
 
-async def test_position_admitted_expired_flow(client, queues, concert):
+async def test_position_admitted_expired_flow(client: AppClient, queues: Queues, concert: int) -> None:
     ticket = await join(client, concert, 1)
     ws = await client.ws_connect(f"/ws/queue?token={ticket['token']}")
     first = await next_frame(ws)
@@ -86,7 +96,8 @@ async def test_position_admitted_expired_flow(client, queues, concert):
     assert await closed(again) == 4410
 
 
-async def test_admitted_token_gets_admitted_frame_on_connect(client, queues, concert):
+async def test_admitted_token_gets_admitted_frame_on_connect(client: AppClient, queues: Queues,
+                                                             concert: int) -> None:
     ticket = await join(client, concert, 1)
     await queues.configure(concert, paused=False)
     await admission.tick(queues, None)
@@ -96,7 +107,7 @@ async def test_admitted_token_gets_admitted_frame_on_connect(client, queues, con
     assert (await next_frame(ws))["type"] == "admitted"
 
 
-async def test_positions_exact_and_never_increase(client, queues, concert):
+async def test_positions_exact_and_never_increase(client: AppClient, queues: Queues, concert: int) -> None:
     tickets = [await join(client, concert, u) for u in range(1, 13)]
     last = tickets[-1]
     ws = await client.ws_connect(f"/ws/queue?token={last['token']}")
@@ -118,7 +129,7 @@ async def test_positions_exact_and_never_increase(client, queues, concert):
     assert (await queues.status(last["token"])).position == 4
 
 
-async def test_reconnect_keeps_place(client, concert):
+async def test_reconnect_keeps_place(client: AppClient, concert: int) -> None:
     for u in range(1, 4):
         await join(client, concert, u)
     mine = await join(client, concert, 4)
@@ -131,7 +142,7 @@ async def test_reconnect_keeps_place(client, concert):
     assert (await next_frame(ws))["position"] == 4
 
 
-async def test_ping_gets_pong_and_other_frames_are_ignored(client, concert):
+async def test_ping_gets_pong_and_other_frames_are_ignored(client: AppClient, concert: int) -> None:
     ticket = await join(client, concert, 1)
     ws = await client.ws_connect(f"/ws/queue?token={ticket['token']}")
     await next_frame(ws)
@@ -141,8 +152,11 @@ async def test_ping_gets_pong_and_other_frames_are_ignored(client, concert):
     assert await next_frame(ws) == {"type": "pong"}
 
 
-async def test_abandoned_waiters_dropped_polling_and_connected_kept(aiohttp_client, make_settings,
-                                                                     queues, redis, pg, add_concert):
+async def test_abandoned_waiters_dropped_polling_and_connected_kept(aiohttp_client: AiohttpClient,
+                                                                    make_settings: MakeSettings,
+                                                                    queues: Queues, redis: Redis,
+                                                                    pg: asyncpg.Pool,
+                                                                    add_concert: AddConcert) -> None:
     from waitingroom.app import create_app
     from waitingroom.queue import Queues
 
@@ -178,8 +192,9 @@ async def test_abandoned_waiters_dropped_polling_and_connected_kept(aiohttp_clie
     assert (await q.figures([cid]))[cid].dropped_total == 2
 
 
-async def test_admin_patch_reaches_a_second_web_process(aiohttp_client, settings, pg, redis,
-                                                        add_concert, queues):
+async def test_admin_patch_reaches_a_second_web_process(aiohttp_client: AiohttpClient, settings: Settings,
+                                                        pg: asyncpg.Pool, redis: Redis,
+                                                        add_concert: AddConcert, queues: Queues) -> None:
     from waitingroom.app import create_app
 
     one = await aiohttp_client(create_app(settings))
@@ -196,7 +211,8 @@ async def test_admin_patch_reaches_a_second_web_process(aiohttp_client, settings
     assert frame["admit_rate"] == 5.5
 
 
-async def test_slow_client_is_skipped_then_closed_without_holding_up_others(client, concert):
+async def test_slow_client_is_skipped_then_closed_without_holding_up_others(client: AppClient,
+                                                                            concert: int) -> None:
     from waitingroom.appkeys import SETTINGS, SOCKETS
     from waitingroom.schemas import PositionFrame
 
@@ -225,9 +241,9 @@ async def test_slow_client_is_skipped_then_closed_without_holding_up_others(clie
     await slow.close()
 
 
-async def _has(hub, token: str) -> bool:
+async def _has(hub: Sockets, token: str) -> bool:
     return token in hub.by_token
 
 
-async def _gone(hub, token: str) -> bool:
+async def _gone(hub: Sockets, token: str) -> bool:
     return token not in hub.by_token
