@@ -85,5 +85,9 @@ class ConcertKeys:
     def gone(self) -> str:  # ZSET token -> expiry ms, EXPIRED tokens kept for the retention period
         return self._k("gone")
 
+    @property
+    def history(self) -> str:  # ZSET "ms:admitted_total" -> ms, while people wait (rate window)
+        return self._k("hist")
+
     def held(self, proc_id: str) -> str:  # SET of tokens whose socket one web process holds
         return self._k(f"held:{proc_id}")

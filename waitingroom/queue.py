@@ -35,10 +35,10 @@ _decode_event = msgspec.json.Decoder(AnyEvent).decode
 
 
 def concert_keys(concert_id: int) -> list[str]:
-    """KEYS[1..11] of every concert script, in the order lua/_lib.lua names them."""
+    """KEYS[1..NK] of every concert script, in the order lua/_lib.lua names them."""
     k = ConcertKeys(concert_id)
     return [k.seq, k.queue, k.active, k.tokens, k.users, k.seen, k.departed, k.deplog, k.state,
-            k.config, k.gone]
+            k.config, k.gone, k.history]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -362,8 +362,13 @@ class Queues:
             fields["max_active"] = str(max_active)
         if paused is not None:
             fields["paused"] = "1" if paused else "0"
-        async with self.redis.pipeline(transaction=False) as pipe:
+        k = ConcertKeys(concert_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
             if fields:
-                pipe.hset(ConcertKeys(concert_id).config, mapping=fields)
+                pipe.hset(k.config, mapping=fields)
+            if admit_rate is not None or paused is not None:
+                # A new regime: what was measured under the old one says nothing of it.
+                pipe.delete(k.history)
+                pipe.hdel(k.state, "rate")
             pipe.sadd(keys.CONCERTS, concert_id)
             await pipe.execute()

@@ -54,8 +54,9 @@ class RateInfo:
 
     @property
     def effective(self) -> float:
-        """The rate an ETA is worked out from: measured once known, else configured."""
-        return self.measured if self.measured and self.measured > 0.01 else self.configured
+        """The rate an ETA is worked out from: measured once the admitter has seen enough (see
+        lua/admit.lua), else configured."""
+        return self.measured if self.measured is not None else self.configured
 
     def eta(self, position: int | None) -> int | None:
         if position is None or self.paused or self.effective <= 0:

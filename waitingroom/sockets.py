@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import dataclasses
+import time
 
 import msgspec
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -16,6 +17,11 @@ from .schemas import AdmittedEvent, AdmittedFrame, AnyEvent, ExpiredFrame, Frame
 # Close codes: a token that has expired (also after an "expired" frame), and an unknown one.
 CLOSE_EXPIRED = 4410
 CLOSE_UNKNOWN = 4401
+# Position frames to one client at most this often (seconds), whatever the tick interval.
+MIN_FRAME_INTERVAL = 0.9
+# An ETA that rises by less than this (factor, plus seconds) while the line moves is noise in
+# the measured rate, not news: the client keeps the lower one.
+ETA_NOISE, ETA_NOISE_SECONDS = 1.1, 2
 # How long shutdown waits for clients to complete their closing handshakes.
 CLOSE_ALL_TIMEOUT = 5.0
 
@@ -38,6 +44,7 @@ class Waiter:
     eta: int | None = None
     rate: float | None = None
     slow_ticks: int = 0
+    sent_at: float = 0.0  # monotonic time of the last position frame
     # The client's own frames: a token bucket, and how many it sent past it.
     allowance: float = 0.0
     allowance_at: float = 0.0
@@ -180,16 +187,24 @@ class Sockets:
         self.close(waiter, CLOSE_EXPIRED, b"token expired")
 
     async def position(self, waiter: Waiter, view: ConcertView, position: int) -> None:
-        """Send the position if it or the ETA changed; a position never goes up."""
+        """Send the position if it or the ETA changed, at most about once a second; a position
+        never goes up, and an ETA goes up only for a real slowdown, not for measuring noise."""
         if waiter.position is not None and position > waiter.position:
             position = waiter.position
         rate = view.rate or RateInfo(self.default_rate, False, None)
         eta = rate.eta(position)
+        if (eta is not None and waiter.eta is not None and rate.configured == waiter.rate
+                and eta > waiter.eta and eta <= waiter.eta * ETA_NOISE + ETA_NOISE_SECONDS):
+            eta = waiter.eta
         if position == waiter.position and eta == waiter.eta and rate.configured == waiter.rate:
             return
+        now = time.monotonic()
+        if waiter.sent_at and now - waiter.sent_at < MIN_FRAME_INTERVAL:
+            return  # the next tick sends the latest figures
         if await self.send(waiter, PositionFrame(position=position, eta_seconds=eta,
                                                  admit_rate=rate.configured)):
             waiter.position, waiter.eta, waiter.rate = position, eta, rate.configured
+            waiter.sent_at = now
 
     async def dispatch(self, event: AnyEvent) -> None:
         """An admission or expiry published by an admitter or another process."""

@@ -1,7 +1,9 @@
--- Shared prelude, prepended to every concert script. KEYS[1..11] are always the concert's keys
--- in this order; further KEYS are script-specific.
+-- Shared prelude, prepended to every concert script. KEYS[1..NK] are always the concert's keys
+-- in this order (queue.concert_keys); KEYS[NK + 1 ..] are script-specific.
+local NK = 12
 local K_SEQ, K_Q, K_ACT, K_TOK, K_USERS, K_SEEN = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local K_DEP, K_DEPLOG, K_STATE, K_CFG, K_GONE = KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11]
+local K_HIST = KEYS[12]
 
 -- Redis's clock, never a host's: every process agrees on it.
 local function now_ms()

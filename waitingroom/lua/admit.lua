@@ -13,6 +13,30 @@ local batch = tonumber(ARGV[6])
 local tick = tonumber(ARGV[7])
 local keep = tonumber(ARGV[8])
 
+-- The measured admission rate while people wait: admissions over the last minute once at least
+-- MIN_SEEN were seen in it, else over the whole history (up to ten minutes) once it spans
+-- LONG_ENOUGH ms; before that, nil (ETAs use the configured rate). One sample per tick.
+local MIN_SEEN, LONG_ENOUGH, WINDOW, KEEP = 20, 120000, 60000, 600000
+local function sample(entry)
+  local ms, total = string.match(entry, '^(%d+):(%d+)$')
+  return tonumber(ms), tonumber(total)
+end
+local function measure(now_ms_, total)
+  redis.call('ZADD', K_HIST, now_ms_, now_ms_ .. ':' .. total)
+  redis.call('ZREMRANGEBYSCORE', K_HIST, '-inf', now_ms_ - KEEP)
+  local recent = redis.call('ZRANGEBYSCORE', K_HIST, now_ms_ - WINDOW, '+inf', 'LIMIT', 0, 1)
+  local ms, then_total = sample(recent[1])
+  if total - then_total >= MIN_SEEN and now_ms_ - ms >= 5000 then
+    return (total - then_total) * 1000 / (now_ms_ - ms)
+  end
+  ms, then_total = sample(redis.call('ZRANGE', K_HIST, 0, 0)[1])
+  local span = now_ms_ - ms
+  if span >= LONG_ENOUGH or (total - then_total >= MIN_SEEN and span >= 5000) then
+    return (total - then_total) * 1000 / span
+  end
+  return nil
+end
+
 local timed_out = {}
 for _, token in ipairs(redis.call('ZRANGEBYSCORE', K_ACT, '-inf', now, 'LIMIT', 0, batch)) do
   local rec = redis.call('HGET', K_TOK, token)
@@ -38,10 +62,10 @@ if #dropped > 0 then
   redis.call('HINCRBY', K_STATE, 'dropped_total', #dropped)
 end
 
-local st = redis.call('HMGET', K_STATE, 'budget', 'last_ms', 'rate')
+local st = redis.call('HMGET', K_STATE, 'budget', 'last_ms')
 local budget = tonumber(st[1]) or 0
 local last = tonumber(st[2])
-local measured = tonumber(st[3])
+local measured = nil
 local elapsed = 0
 if last then
   elapsed = math.max(0, (now - last) / 1000)
@@ -82,15 +106,20 @@ else
   if redis.call('ZCARD', K_Q) == 0 then
     budget = budget - math.floor(budget)
   end
-  if waiting > 0 and elapsed > 0 then
-    -- Measured admission rate, smoothed over about five seconds of Redis time.
-    local alpha = 1 - math.exp(-elapsed / 5)
-    measured = (measured or (count / elapsed)) * (1 - alpha) + (count / elapsed) * alpha
+  if waiting > 0 then
+    measured = measure(now, tonumber(redis.call('HGET', K_STATE, 'admitted_total') or 0))
   end
 end
 redis.call('HSET', K_STATE, 'budget', budget, 'last_ms', now)
 if measured then
   redis.call('HSET', K_STATE, 'rate', measured)
+else
+  -- Nobody waiting, paused, or too little seen yet: ETAs come from the configured rate, and
+  -- a new measurement starts with the next demand.
+  redis.call('HDEL', K_STATE, 'rate')
+  if waiting == 0 or paused or rate <= 0 then
+    redis.call('DEL', K_HIST)
+  end
 end
 
 local depseq = tonumber(redis.call('HGET', K_STATE, 'depseq') or 0)

@@ -1,12 +1,13 @@
--- ARGV: number of dead processes n. KEYS[12..11+n]: dead processes' held sets; the rest: live ones.
+-- ARGV: number of dead processes n. KEYS[NK + 1 .. NK + n]: dead processes' held sets; the rest: live
+-- ones.
 -- Tokens whose only sockets were on a dead process start their grace period now.
 local n = tonumber(ARGV[1])
 local now = now_ms()
 local released = 0
-for i = 12, 11 + n do
+for i = NK + 1, NK + n do
   for _, token in ipairs(redis.call('SMEMBERS', KEYS[i])) do
     local held = false
-    for j = 12 + n, #KEYS do
+    for j = NK + n + 1, #KEYS do
       if redis.call('SISMEMBER', KEYS[j], token) == 1 then
         held = true
         break
