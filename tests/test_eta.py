@@ -5,6 +5,7 @@ about once a second whatever the tick."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from typing import Any
 
@@ -51,7 +52,7 @@ async def test_slow_rate_eta_comes_from_the_configured_rate(spawn: Spawn, add_co
     for position, eta in seen:
         true_wait = position / rate
         assert abs(eta - true_wait) <= 0.2 * true_wait, seen
-    assert all(b[1] <= a[1] for a, b in zip(seen, seen[1:], strict=False)), seen
+    assert all(b[1] <= a[1] for a, b in itertools.pairwise(seen)), seen
 
 
 async def test_fast_rate_eta_from_the_measured_rate_never_rises(spawn: Spawn, add_concert: Any) -> None:
@@ -75,7 +76,7 @@ async def test_fast_rate_eta_from_the_measured_rate_never_rises(spawn: Spawn, ad
                 frames.append((time.monotonic(), frame["position"], frame["eta_seconds"]))
     assert len(frames) >= 5
     # About one frame a second although the tick here is 0.1 s.
-    gaps = [b[0] - a[0] for a, b in zip(frames, frames[1:], strict=False)]
+    gaps = [b[0] - a[0] for a, b in itertools.pairwise(frames)]
     assert min(gaps) >= 0.8, gaps
     positions = [p for _, p, _ in frames]
     etas = [e for _, _, e in frames]
