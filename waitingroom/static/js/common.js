@@ -17,7 +17,7 @@ export const store = {
 export const userId = () => store.get("user");
 
 export function setUserId(id) {
-  if (id !== userId()) {
+  if (String(id) !== String(userId())) {
     // Tokens belong to the previous user: forget them.
     for (const k of Object.keys(localStorage)) {
       if (k.startsWith(KEY + "ticket.") || k.startsWith(KEY + "hold.")) localStorage.removeItem(k);
@@ -44,15 +44,16 @@ export class ApiError extends Error {
   }
 }
 
-/** Call the API; resolves with the JSON answer (null for 204), rejects with ApiError. */
+/** Call the API; resolves with the JSON answer (null for 204), rejects with ApiError. `body` goes as
+ * JSON (a string as it is). */
 export async function api(method, path, { token, body, headers = {} } = {}) {
   const h = { ...headers };
   if (token) h.Authorization = "Bearer " + token;
   if (body !== undefined) h["Content-Type"] = "application/json";
   let resp;
   try {
-    resp = await fetch(path, { method, headers: h, body: body === undefined ? undefined : JSON.stringify(body),
-                               cache: "no-store" });
+    resp = await fetch(path, { method, headers: h, cache: "no-store",
+                               body: body === undefined || typeof body === "string" ? body : JSON.stringify(body) });
   } catch {
     throw new ApiError(0, { code: "network", detail: "The server could not be reached." });
   }
