@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -416,6 +417,74 @@ async def test_a_link_with_an_identity_signs_in_and_leaves_the_address_bar(
     await expect(page.get_by_label("Your user id")).to_have_value("314")
     await expect(page.get_by_role("button", name=re.compile("Join the queue"))).to_be_enabled()
     assert await stored(page, f"ticket.{cid}") is None
+
+
+# -- a busy server ------------------------------------------------------------------------
+def busy_once(seen: list[float], retry_after: str = "1") -> Callable[[Any], Awaitable[None]]:
+    """A route handler: the first request is answered 429 (as the rate limits do), the rest pass."""
+    async def handle(route: Any) -> None:
+        seen.append(time.monotonic())
+        if len(seen) > 1:
+            await route.continue_()
+            return
+        await route.fulfill(status=429, headers={"Retry-After": retry_after},
+                            content_type="application/problem+json",
+                            body=json.dumps({"type": "about:blank", "title": "Too Many Requests",
+                                             "status": 429, "code": "rate_limited",
+                                             "detail": "Too many requests: slow down"}))
+
+    return handle
+
+
+async def test_a_busy_server_is_waited_out_calmly_on_the_way_in(pg, site, contexts):
+    from playwright.async_api import expect
+
+    cid, _ = await add_show(pg)
+    await site.queue(cid, paused=True)
+    ctx = await contexts()
+    joins: list[float] = []
+    polls: list[float] = []
+    await ctx.route(re.compile(rf"/api/v1/concerts/{cid}/queue$"), busy_once(joins))
+    await ctx.route(re.compile(r"/api/v1/queue$"), busy_once(polls))
+    page = await ctx.new_page()
+    await sign_in(page, site, 55)
+    await page.goto(site.url + "/")
+
+    await page.get_by_role("button", name=re.compile("Join the queue")).click()
+    await expect(page.locator("#busy")).to_contain_text("Lots of people right now — trying again")
+    await expect(page.locator("#message")).to_be_empty()
+    await shot(page, "busy")
+    await page.wait_for_url(f"**/queue/{cid}")
+    # The waiting page's first look at the ticket is turned away too, and waits as well.
+    await expect(page.locator("#busy")).to_contain_text("Lots of people right now — trying again")
+    await expect(page.locator("#position")).to_have_text("1")
+    await expect(page.locator("#busy")).to_have_count(0)
+    await expect(page.locator("#status")).to_contain_text("paused by the organiser")
+    for seen in (joins, polls):  # asked again by itself, and not before Retry-After
+        assert len(seen) == 2 and seen[1] - seen[0] >= 0.95, seen
+
+
+async def test_a_busy_answer_to_a_hold_says_when_to_try_again(pg, site, contexts):
+    from playwright.async_api import expect
+
+    cid, _ = await add_show(pg)
+    await site.queue(cid, admit_rate=1000)
+    page = await booking_page(contexts, site, cid, 56)
+    holds: list[float] = []
+    await page.route(re.compile(r"/api/v1/reservations$"), busy_once(holds, retry_after="2"))
+    await seat(page, 3).click()
+    await page.get_by_role("button", name="Hold seat 3").click()
+    await expect(page.locator("#alert")).to_have_text(
+        "Lots of people right now — please try again in 2 s.")
+    await expect(page.locator("#alert .notice")).not_to_have_class(re.compile("bad"))
+    # Too soon: the page says so again without asking the server.
+    await page.get_by_role("button", name="Hold seat 3").click()
+    await expect(page.locator("#alert")).to_contain_text("please try again in")
+    assert len(holds) == 1
+    await asyncio.sleep(max(0.0, holds[0] + 2.1 - time.monotonic()))
+    await page.get_by_role("button", name="Hold seat 3").click()
+    await expect(page.locator("#hold-seats")).to_have_text("3")
+    assert len(holds) == 2
 
 
 # -- booking ------------------------------------------------------------------------------

@@ -1,10 +1,10 @@
 // The concerts on sale with live queue figures, signing in, and joining a queue.
-import { $, api, duration, num, saveTicket, text, ticket, userId } from "./common.js";
+import { $, api, duration, num, saveTicket, text, ticket, tooSoon, tryAgainIn, userId } from "./common.js";
 import { claimsOf, devSignIn, identity, joinQueue, signIn, validUserId } from "./identity.js";
 
 const POLL_MS = 4000;
 const rows = new Map(); // concert id → its list item, updated in place
-let timer = 0;
+let timer = 0, refreshing = false;
 const NETWORK = "The server could not be reached. Check your connection and try again.";
 const ELSEWHERE = "Sign-in happens on the site that sells the tickets: it sends you here signed in, "
   + "with a link to /?identity=….";
@@ -28,12 +28,14 @@ function say(message, kind = "bad") {
 
 /** Sign in as user `id` (a decimal string) through the demo sign-in, where there is one. */
 async function signInAs(id) {
+  if (tooSoon()) { say(tryAgainIn(tooSoon()), "warn"); return; }
   say("");
   try {
     await devSignIn(id);
     showWho();
   } catch (e) {
     if (e.code === "not_found") say(ELSEWHERE, "warn");
+    else if (e.code === "rate_limited") say(tryAgainIn(e.retryAfter), "warn");
     else say(e.code === "network" ? NETWORK : "Could not sign you in: " + e.message);
   }
 }
@@ -80,6 +82,8 @@ function row(c) {
 
 async function refresh() {
   clearTimeout(timer);
+  if (refreshing) return; // one call at a time, however long a busy server makes it wait
+  refreshing = true;
   try {
     const concerts = await api("GET", "/api/v1/concerts");
     const list = $("#concerts");
@@ -95,6 +99,7 @@ async function refresh() {
   } catch (e) {
     text($("#updated"), "Could not refresh the figures (" + e.message + "); trying again shortly.");
   }
+  refreshing = false;
   if (document.visibilityState === "visible") timer = setTimeout(refresh, POLL_MS);
 }
 

@@ -2,7 +2,7 @@
 // when WebSockets fail, and on to booking when admitted.
 import {
   $, api, clock, duration, dropTicket, everySecond, limits, localTime, num, pathId, roughly, saveTicket, text, ticket,
-  userId,
+  tooSoon, tryAgainIn, userId,
 } from "./common.js";
 
 const concertId = pathId();
@@ -180,9 +180,10 @@ function lost(code) {
   failures += 1;
   if (!polling) setConn("reconnecting");
   if (failures >= POLL_AFTER_FAILURES) startPolling();
-  // Exponential backoff with jitter, so a restarted server is not hit by everyone at once.
+  // Exponential backoff with jitter, so a restarted server is not hit by everyone at once; never
+  // sooner than a busy server asked.
   const base = Math.min(MAX_BACKOFF_MS, 500 * 2 ** Math.min(failures - 1, 10));
-  retryTimer = setTimeout(connect, base / 2 + Math.random() * base / 2);
+  retryTimer = setTimeout(connect, Math.max(tooSoon() * 1000, base / 2 + Math.random() * base / 2));
 }
 
 // -- polling, when WebSockets keep failing --------------------------------------------
@@ -265,12 +266,14 @@ async function start() {
 }
 
 $("#leave").addEventListener("click", async () => {
+  if (tooSoon()) { text($("#status"), tryAgainIn(tooSoon())); return; }
   if (!confirm("Give up your place in line?")) return;
   try {
     await api("DELETE", "/api/v1/queue", { token: t.token });
     ended("left");
   } catch (e) {
-    text($("#status"), "Could not leave the queue just now: " + e.message);
+    text($("#status"), e.code === "rate_limited" ? tryAgainIn(e.retryAfter)
+      : "Could not leave the queue just now: " + e.message);
   }
 });
 $("#again").addEventListener("click", () => { dropTicket(concertId); location.reload(); });
