@@ -8,24 +8,27 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import json
 import os
 import re
 import shutil
 import signal
+import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
 import asyncpg
+import jwt
 import pytest
 
-from tests.conftest import Proc, Spawn, eventually
+from tests.conftest import TEST_SECRET, Proc, Spawn, eventually
 
 if TYPE_CHECKING:  # Playwright may be missing: the tests then skip, see pytestmark
-    from playwright.async_api import Browser, BrowserContext, Locator, Page, WebSocketRoute
+    from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Locator, Page, WebSocketRoute
 
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = [
@@ -40,9 +43,12 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run"]
 SHOTS = Path(__file__).resolve().parent.parent / "artifacts" / "screenshots"
 ADMIN = {"Authorization": "Bearer k"}  # the spawn fixture's ADMIN_TOKEN
-# Quick ticks; a long grace so that a restart never costs anyone their place.
-ENV = {"TICK_INTERVAL": "0.2", "WAIT_GRACE": "30"}
+# Quick ticks; a long grace so that a restart never costs anyone their place. Joins need a signed
+# identity, and the demo sign-in (POST /dev/identity) is on, as under `waitingroom dev`.
+ENV = {"TICK_INTERVAL": "0.2", "WAIT_GRACE": "30", "DEV_SIGN_IN": "true", "ALLOW_UNSIGNED_JOINS": "false"}
 WAIT = 10_000  # ms: the longest any page may take to show what it should
+# What Chromium logs by itself for a request that failed (the tests provoke many on purpose).
+FAILED_REQUEST = re.compile(r"^(Failed to load resource|WebSocket connection to )")
 
 
 @pytest.fixture(scope="session")
@@ -85,7 +91,7 @@ class Site:
 
     async def join(self, cid: int, user: int) -> str:
         async with self.http.post(f"{self.url}/api/v1/concerts/{cid}/queue",
-                                  json={"user_id": user}) as r:
+                                  json={"identity": identity_for(user)}) as r:
             assert r.status in (200, 201), await r.text()
             return str((await r.json())["token"])
 
@@ -153,18 +159,27 @@ async def site(open_site: OpenSite) -> Site:
 
 @pytest.fixture
 async def contexts(browser: Browser) -> AsyncIterator[Contexts]:
-    """New browser contexts (separate storage: separate people); closed after the test."""
+    """New browser contexts (separate storage: separate people); closed after the test, which
+    fails if a page logged an error (failed requests aside) or threw."""
     made: list[BrowserContext] = []
+    errors: list[str] = []
+
+    def console(msg: ConsoleMessage) -> None:
+        if msg.type == "error" and not FAILED_REQUEST.match(msg.text):
+            errors.append(msg.text)
 
     async def make(**options: Any) -> BrowserContext:
         ctx = await browser.new_context(**options)
         ctx.set_default_timeout(WAIT)
+        ctx.on("console", console)
+        ctx.on("weberror", lambda e: errors.append(str(e.error)))
         made.append(ctx)
         return ctx
 
     yield make
     for ctx in made:
         await ctx.close()
+    assert errors == [], errors
 
 
 async def shot(page: Page, name: str) -> None:
@@ -172,15 +187,29 @@ async def shot(page: Page, name: str) -> None:
     await page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
+def identity_for(user: int, ttl: int = 600) -> str:
+    """What the selling site hands `user`: a JWT signed with the gateway's secret."""
+    return jwt.encode({"sub": str(user), "exp": int(time.time()) + ttl}, TEST_SECRET,
+                      algorithm="HS256")
+
+
+async def sign_in(page: Page, site: Site, user: int, ttl: int = 600) -> None:
+    """Sign `user` in on `page` as the pages keep it: the identity and the user id, stored."""
+    await page.goto(site.url + "/healthz")  # same origin, to fill localStorage
+    await page.evaluate("""([user, identity]) => {
+        localStorage.setItem("wr.user", JSON.stringify(user));
+        localStorage.setItem("wr.identity", JSON.stringify(identity));
+    }""", [str(user), identity_for(user, ttl)])
+
+
 async def booking_page(contexts: Contexts, site: Site, cid: int, user: int) -> Page:
     """A page on the booking page of `cid` for an admitted `user`."""
     token = await site.admitted(cid, user)
     page = await (await contexts()).new_page()
-    await page.goto(site.url + "/healthz")  # same origin, to fill localStorage
-    await page.evaluate("""([cid, user, token]) => {
-        localStorage.setItem("wr.user", JSON.stringify(user));
+    await sign_in(page, site, user)
+    await page.evaluate("""([cid, token]) => {
         localStorage.setItem("wr.ticket." + cid, JSON.stringify({token}));
-    }""", [cid, user, token])
+    }""", [cid, token])
     await page.goto(f"{site.url}/book/{cid}")
     await page.locator("#seats .seat").first.wait_for()
     return page
@@ -205,7 +234,7 @@ async def test_waiting_page_shows_place_then_admission_and_moves_on_to_booking(
 
     await page.goto(site.url + "/")
     await page.get_by_label("Your user id").fill("42")
-    await page.get_by_role("button", name="Use this id").click()
+    await page.get_by_role("button", name="Sign in", exact=True).click()
     await expect(page.locator("#who-id")).to_have_text("42")
     card = page.locator(".concerts li", has_text="Aurora Live")
     await expect(card.locator(".waiting")).to_have_text("2")
@@ -253,8 +282,7 @@ async def test_restarted_web_process_page_reconnects_and_keeps_its_place(
     for user in (1, 2, 3):
         await site.join(cid, user)
     page = await (await contexts()).new_page()
-    await page.goto(site.url + "/healthz")
-    await page.evaluate("localStorage.setItem('wr.user', '77')")
+    await sign_in(page, site, 77)
     await page.goto(f"{site.url}/queue/{cid}")
     await expect(page.locator("#position")).to_have_text("4")
     token = await page.evaluate(f"JSON.parse(localStorage.getItem('wr.ticket.{cid}')).token")
@@ -293,8 +321,7 @@ async def test_blocked_websockets_fall_back_to_polling_and_still_get_through(
     polls: list[str] = []
     page = await ctx.new_page()
     page.on("request", lambda r: polls.append(r.method) if r.url.endswith("/api/v1/queue") else None)
-    await page.goto(site.url + "/healthz")
-    await page.evaluate("localStorage.setItem('wr.user', '88')")
+    await sign_in(page, site, 88)
     await page.goto(f"{site.url}/queue/{cid}")
 
     await expect(page.locator("#status")).to_contain_text("checks every few seconds")
@@ -305,6 +332,178 @@ async def test_blocked_websockets_fall_back_to_polling_and_still_get_through(
     await expect(page.locator("#admitted")).to_be_visible()
     await page.wait_for_url(f"**/book/{cid}")
     assert polls.count("GET") >= 2
+
+
+# -- signing in ---------------------------------------------------------------------------
+async def stored(page: Any, name: str) -> Any:
+    return await page.evaluate(f"JSON.parse(localStorage.getItem('wr.{name}'))")
+
+
+async def test_demo_sign_in_then_join_reaches_the_waiting_page(pg: asyncpg.Pool, site: Site,
+        contexts: Contexts) -> None:
+    from playwright.async_api import expect
+
+    cid, _ = await add_show(pg)
+    await site.queue(cid, paused=True)
+    page = await (await contexts()).new_page()
+    await page.goto(site.url + "/")
+    await page.get_by_role("button", name="Sign in as a demo user").click()
+    await expect(page.locator("#who-id")).to_have_text(re.compile(r"^\d{7,10}$"))
+    demo = await page.locator("#who-id").text_content()
+    claims = jwt.decode(await stored(page, "identity"), TEST_SECRET, algorithms=["HS256"])
+    assert claims["sub"] == demo
+    await page.get_by_role("button", name="Sign in as someone else").click()
+    await page.get_by_label("Your user id").fill("4242")
+    await page.get_by_role("button", name="Sign in", exact=True).click()
+    await expect(page.locator("#who-id")).to_have_text("4242")
+    assert jwt.decode(await stored(page, "identity"), TEST_SECRET, algorithms=["HS256"])["sub"] == "4242"
+    joins: list[tuple[str, Any]] = []
+    page.on("requestfinished", lambda r: joins.append((r.url, r.post_data_json))
+            if r.method == "POST" else None)
+
+    await page.get_by_role("button", name=re.compile("Join the queue")).click()
+    await page.wait_for_url(f"**/queue/{cid}")
+    await expect(page.locator("#position")).to_have_text("1")
+    await expect(page.locator("#who")).to_have_text("User 4242")
+    sent = {"identity": await stored(page, "identity")}
+    assert joins == [(f"{site.url}/api/v1/concerts/{cid}/queue", sent)]
+
+    # An hour later the identity has run out: the page gets a fresh one by itself, once.
+    await page.evaluate("""([cid, identity]) => {
+        localStorage.setItem("wr.identity", JSON.stringify(identity));
+        localStorage.removeItem("wr.ticket." + cid);
+    }""", [cid, identity_for(4242, ttl=-60)])
+    joins.clear()
+    statuses: list[int] = []
+    page.on("response", lambda r: statuses.append(r.status) if r.request.method == "POST" else None)
+    await page.reload()
+    await expect(page.locator("#position")).to_have_text("1")
+    assert [url.removeprefix(site.url) for url, _ in joins] == [
+        f"/api/v1/concerts/{cid}/queue", "/dev/identity", f"/api/v1/concerts/{cid}/queue"]
+    assert statuses == [401, 200, 200]
+    assert joins[1][1] == {"user_id": 4242}
+    fresh = jwt.decode(await stored(page, "identity"), TEST_SECRET, algorithms=["HS256"])
+    assert fresh["sub"] == "4242" and fresh["exp"] > time.time()
+
+
+async def test_a_link_with_an_identity_signs_in_and_leaves_the_address_bar(
+        pg: asyncpg.Pool, open_site: OpenSite, contexts: Contexts) -> None:
+    from playwright.async_api import expect
+
+    site = await open_site(DEV_SIGN_IN="false")  # as in production: no demo sign-in
+    cid, _ = await add_show(pg)
+    await site.queue(cid, paused=True)
+    page = await (await contexts()).new_page()
+    await page.goto(site.url + "/")
+    await page.get_by_label("Your user id").fill("5")
+    await page.get_by_role("button", name="Sign in", exact=True).click()
+    await expect(page.locator("#message")).to_contain_text("on the site that sells the tickets")
+    await expect(page.locator("#message")).to_contain_text("/?identity=")
+    assert await stored(page, "identity") is None
+
+    identity = identity_for(314)
+    await page.goto(f"{site.url}/?identity={identity}#top")
+    await expect(page.locator("#who-id")).to_have_text("314")
+    await expect(page).to_have_url(f"{site.url}/#top")
+    assert await stored(page, "identity") == identity
+    await expect(page.locator("#message")).to_be_empty()
+    await page.get_by_role("button", name=re.compile("Join the queue")).click()
+    await page.wait_for_url(f"**/queue/{cid}")
+    await expect(page.locator("#position")).to_have_text("1")
+
+    # Once the identity has run out, nothing can renew it here: the pages say so plainly.
+    async def expire() -> None:
+        await page.evaluate("""([cid, identity]) => {
+            localStorage.setItem("wr.identity", JSON.stringify(identity));
+            localStorage.removeItem("wr.ticket." + cid);
+        }""", [cid, identity_for(314, ttl=-60)])
+
+    await expire()
+    await page.reload()
+    await expect(page.locator("#ended-title")).to_have_text("Your sign-in has expired")
+    await expect(page.locator("#status")).to_contain_text("Sign in again")
+    await expect(page.locator("#waiting")).to_be_hidden()
+    await expect(page.get_by_role("button", name="Join the queue again")).to_be_hidden()
+    await expect(page.get_by_role("link", name="Sign in again")).to_have_attribute("href", "/")
+    await shot(page, "signed-out")
+    await expire()
+    await page.goto(site.url + "/")
+    await page.get_by_role("button", name=re.compile("Join the queue")).click()
+    await expect(page.locator("#message")).to_have_text("Your sign-in has expired — sign in again.")
+    await expect(page.get_by_label("Your user id")).to_be_focused()
+    await expect(page.get_by_label("Your user id")).to_have_value("314")
+    await expect(page.get_by_role("button", name=re.compile("Join the queue"))).to_be_enabled()
+    assert await stored(page, f"ticket.{cid}") is None
+
+
+# -- a busy server ------------------------------------------------------------------------
+def busy_once(seen: list[float], retry_after: str = "1") -> Callable[[Any], Awaitable[None]]:
+    """A route handler: the first request is answered 429 (as the rate limits do), the rest pass."""
+    async def handle(route: Any) -> None:
+        seen.append(time.monotonic())
+        if len(seen) > 1:
+            await route.continue_()
+            return
+        await route.fulfill(status=429, headers={"Retry-After": retry_after},
+                            content_type="application/problem+json",
+                            body=json.dumps({"type": "about:blank", "title": "Too Many Requests",
+                                             "status": 429, "code": "rate_limited",
+                                             "detail": "Too many requests: slow down"}))
+
+    return handle
+
+
+async def test_a_busy_server_is_waited_out_calmly_on_the_way_in(pg: asyncpg.Pool, site: Site,
+        contexts: Contexts) -> None:
+    from playwright.async_api import expect
+
+    cid, _ = await add_show(pg)
+    await site.queue(cid, paused=True)
+    ctx = await contexts()
+    joins: list[float] = []
+    polls: list[float] = []
+    await ctx.route(re.compile(rf"/api/v1/concerts/{cid}/queue$"), busy_once(joins))
+    await ctx.route(re.compile(r"/api/v1/queue$"), busy_once(polls))
+    page = await ctx.new_page()
+    await sign_in(page, site, 55)
+    await page.goto(site.url + "/")
+
+    await page.get_by_role("button", name=re.compile("Join the queue")).click()
+    await expect(page.locator("#busy")).to_contain_text("Lots of people right now — trying again")
+    await expect(page.locator("#message")).to_be_empty()
+    await shot(page, "busy")
+    await page.wait_for_url(f"**/queue/{cid}")
+    # The waiting page's first look at the ticket is turned away too, and waits as well.
+    await expect(page.locator("#busy")).to_contain_text("Lots of people right now — trying again")
+    await expect(page.locator("#position")).to_have_text("1")
+    await expect(page.locator("#busy")).to_have_count(0)
+    await expect(page.locator("#status")).to_contain_text("paused by the organiser")
+    for seen in (joins, polls):  # asked again by itself, and not before Retry-After
+        assert len(seen) == 2 and seen[1] - seen[0] >= 0.95, seen
+
+
+async def test_a_busy_answer_to_a_hold_says_when_to_try_again(pg: asyncpg.Pool, site: Site,
+        contexts: Contexts) -> None:
+    from playwright.async_api import expect
+
+    cid, _ = await add_show(pg)
+    await site.queue(cid, admit_rate=1000)
+    page = await booking_page(contexts, site, cid, 56)
+    holds: list[float] = []
+    await page.route(re.compile(r"/api/v1/reservations$"), busy_once(holds, retry_after="2"))
+    await seat(page, 3).click()
+    await page.get_by_role("button", name="Hold seat 3").click()
+    await expect(page.locator("#alert")).to_have_text(
+        "Lots of people right now — please try again in 2 s.")
+    await expect(page.locator("#alert .notice")).not_to_have_class(re.compile("bad"))
+    # Too soon: the page says so again without asking the server.
+    await page.get_by_role("button", name="Hold seat 3").click()
+    await expect(page.locator("#alert")).to_contain_text("please try again in")
+    assert len(holds) == 1
+    await asyncio.sleep(max(0.0, holds[0] + 2.1 - time.monotonic()))
+    await page.get_by_role("button", name="Hold seat 3").click()
+    await expect(page.locator("#hold-seats")).to_have_text("3")
+    assert len(holds) == 2
 
 
 # -- booking ------------------------------------------------------------------------------
@@ -459,8 +658,7 @@ async def test_pages_take_the_limits_from_the_server(pg: asyncpg.Pool, open_site
     page = await (await contexts()).new_page()
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
-    await page.goto(site.url + "/healthz")
-    await page.evaluate("localStorage.setItem('wr.user', '81')")
+    await sign_in(page, site, 81)
     await page.goto(f"{site.url}/queue/{cid}")
     await expect(page.locator("#position")).to_have_text("1")
     await expect(page.locator("#grace")).to_have_text("about 2 minutes")

@@ -1,6 +1,6 @@
 // What the booking page tells its user: the alert box, the status line, words for seats, dates and
 // errors, and the card that ends a visit when the queue ticket can book no more.
-import { $, text } from "./common.js";
+import { $, text, tooSoon, tryAgainIn } from "./common.js";
 import { state } from "./book-state.js";
 
 export function alertBox(message, kind = "bad") {
@@ -32,6 +32,7 @@ export function plain(e) {
     case "network": return "The server could not be reached. Check your connection and try again.";
     case "service_unavailable": case "server": return "The service is busy right now. Try again in a moment.";
     case "validation_error": return "Something in that request was not right: " + e.message;
+    case "rate_limited": return tryAgainIn(e.retryAfter);
     default: return e.message;
   }
 }
@@ -67,4 +68,21 @@ export function tokenTrouble(e) {
     default:
       return false;
   }
+}
+
+/**
+ * The server is busy (a 429) with something the user did: nothing is retried behind their back,
+ * they are told when to try again. True when the error was one.
+ */
+export function tooBusy(e) {
+  if (e.code !== "rate_limited") return false;
+  alertBox(tryAgainIn(e.retryAfter), "warn");
+  return true;
+}
+
+/** True, and says when to try again, while the server still wants us to hold off after a 429. */
+export function holdOff() {
+  const s = tooSoon();
+  if (s) alertBox(tryAgainIn(s), "warn");
+  return s > 0;
 }

@@ -1,7 +1,7 @@
 // Holding seats, the balance, paying and the receipt: the booking page's side of the sale.
 import { $, api, clock, dropTicket, everySecond, money, num, secondsLeft, store, text } from "./common.js";
 import { state } from "./book-state.js";
-import { alertBox, dateOf, plain, say, seatList, tokenTrouble } from "./book-ui.js";
+import { alertBox, dateOf, holdOff, plain, say, seatList, tokenTrouble, tooBusy } from "./book-ui.js";
 
 const BEST_SEATS = 2; // what "pick the … best seats for me" offers first
 
@@ -58,6 +58,7 @@ export function checkout({ map, refreshSeats }) {
 
   $("#charge").addEventListener("submit", async (ev) => {
     ev.preventDefault();
+    if (holdOff()) return;
     const amount = Number($("#charge-amount").value);
     const l = state.limits;
     if (!Number.isSafeInteger(amount) || (l && (amount < l.charge_min || amount > l.charge_max))) {
@@ -68,7 +69,7 @@ export function checkout({ map, refreshSeats }) {
       showBalance((await api("POST", "/api/v1/balance/charges", { token: token(), body: { amount } })).balance);
       alertBox(`Added ${money(amount)}. Your balance is now ${money(state.balance)}.`, "ok");
     } catch (e) {
-      if (tokenTrouble(e)) return;
+      if (tokenTrouble(e) || tooBusy(e)) return;
       alertBox((e.code === "validation_error" && chargeRule()) || "Could not add the money. " + plain(e));
     }
   });
@@ -89,6 +90,7 @@ export function checkout({ map, refreshSeats }) {
   }
 
   async function takeHold(body) {
+    if (holdOff()) return;
     alertBox("");
     try {
       const r = await api("POST", "/api/v1/reservations",
@@ -98,7 +100,7 @@ export function checkout({ map, refreshSeats }) {
       $("#hold").scrollIntoView({ block: "nearest", behavior: "smooth" });
       say(`Holding ${seatList(r.seats.map((s) => s.seat_number))} for you.`);
     } catch (e) {
-      if (tokenTrouble(e)) return;
+      if (tokenTrouble(e) || tooBusy(e)) return;
       if (e.code === "seat_unavailable") {
         const gone = e.problem.seats || [];
         map.unpick(gone);
@@ -152,12 +154,13 @@ export function checkout({ map, refreshSeats }) {
   }
 
   $("#release").addEventListener("click", async () => {
+    if (holdOff()) return;
     try {
       await api("DELETE", `/api/v1/reservations/${state.hold.id}`, { token: token() });
       dropHold();
       alertBox("Released: those seats are on sale again.", "ok");
     } catch (e) {
-      if (tokenTrouble(e)) return;
+      if (tokenTrouble(e) || tooBusy(e)) return;
       if (e.code === "not_found" || e.code === "hold_expired") dropHold();
       alertBox("Could not release the seats. " + plain(e));
     }
@@ -166,6 +169,7 @@ export function checkout({ map, refreshSeats }) {
 
   // -- paying ----------------------------------------------------------------------------
   async function pay(tries = 0) {
+    if (holdOff()) return;
     alertBox("");
     const hold = state.hold;
     // One key per payment attempt, kept until it succeeds: a retry can never charge twice.
@@ -187,7 +191,7 @@ export function checkout({ map, refreshSeats }) {
       showReceipt(receipt);
     } catch (e) {
       button.disabled = false;
-      if (tokenTrouble(e)) return;
+      if (tokenTrouble(e) || tooBusy(e)) return;
       switch (e.code) {
         case "insufficient_balance": {
           await loadBalance();

@@ -1,4 +1,5 @@
-// Shared by every page: the user id, queue tokens per concert, calls to the API, formatting.
+// Shared by every page: the user id, queue tokens per concert, calls to the API (waiting out a busy
+// server), formatting.
 
 const KEY = "wr.";
 
@@ -17,7 +18,7 @@ export const store = {
 export const userId = () => store.get("user");
 
 export function setUserId(id) {
-  if (id !== userId()) {
+  if (String(id) !== String(userId())) {
     // Tokens belong to the previous user: forget them.
     for (const k of Object.keys(localStorage)) {
       if (k.startsWith(KEY + "ticket.") || k.startsWith(KEY + "hold.")) localStorage.removeItem(k);
@@ -44,23 +45,72 @@ export class ApiError extends Error {
   }
 }
 
-/** Call the API; resolves with the JSON answer (null for 204), rejects with ApiError. */
-export async function api(method, path, { token, body, headers = {} } = {}) {
+/** The seconds a 429 asks to wait (its Retry-After), at least 1; a few when it does not say. */
+function retryAfter(resp) {
+  const s = parseInt(resp.headers.get("Retry-After"), 10);
+  return s >= 0 ? Math.max(1, s) : 5;
+}
+
+let calmUntil = 0, waits = 0, stopWaits = null;
+/** Seconds left before trying again after a 429 (0: go ahead). */
+export const tooSoon = () => Math.max(0, Math.ceil((calmUntil - Date.now()) / 1000));
+export const tryAgainIn = (s) => `Lots of people right now — please try again in ${s} s.`;
+
+/** The calm notice of the page while calls wait out a 429. */
+function showWait() {
+  let box = $("#busy");
+  if (!box) {
+    box = document.createElement("p");
+    box.id = "busy";
+    box.className = "notice";
+    box.setAttribute("role", "status");
+    $("main h1").after(box);
+  }
+  const s = tooSoon();
+  text(box, "Lots of people right now — trying again" + (s ? ` in ${s} s…` : "…"));
+}
+
+/**
+ * Call the API; resolves with the JSON answer (null for 204), rejects with ApiError. `body` goes as
+ * JSON (a string as it is). A 429 (code "rate_limited", `retryAfter` seconds) is waited out and the
+ * call made again when `patient` (GETs unless told), under a calm notice; else it rejects.
+ */
+export async function api(method, path, { token, body, headers = {}, patient = method === "GET" } = {}) {
   const h = { ...headers };
   if (token) h.Authorization = "Bearer " + token;
   if (body !== undefined) h["Content-Type"] = "application/json";
-  let resp;
+  const init = { method, headers: h, cache: "no-store",
+                 body: body === undefined || typeof body === "string" ? body : JSON.stringify(body) };
+  let waited = false;
   try {
-    resp = await fetch(path, { method, headers: h, body: body === undefined ? undefined : JSON.stringify(body),
-                               cache: "no-store" });
-  } catch {
-    throw new ApiError(0, { code: "network", detail: "The server could not be reached." });
+    for (;;) {
+      let resp;
+      try {
+        resp = await fetch(path, init);
+      } catch {
+        throw new ApiError(0, { code: "network", detail: "The server could not be reached." });
+      }
+      if (resp.status === 204) return null;
+      let data = null;
+      try { data = await resp.json(); } catch { /* not JSON */ }
+      if (resp.ok) return data;
+      const e = new ApiError(resp.status, data || { code: resp.status >= 500 ? "server" : "unknown" });
+      if (resp.status !== 429) throw e;
+      e.code = "rate_limited";
+      e.retryAfter = retryAfter(resp);
+      calmUntil = Math.max(calmUntil, Date.now() + e.retryAfter * 1000);
+      if (!patient) throw e;
+      if (!waited) { waited = true; waits += 1; }
+      if (stopWaits) showWait(); else stopWaits = everySecond(showWait);
+      await new Promise((r) => setTimeout(r, e.retryAfter * 1000));
+    }
+  } finally {
+    if (waited && !(waits -= 1)) {
+      stopWaits();
+      stopWaits = null;
+      $("#busy")?.remove();
+    }
   }
-  if (resp.status === 204) return null;
-  let data = null;
-  try { data = await resp.json(); } catch { /* not JSON */ }
-  if (!resp.ok) throw new ApiError(resp.status, data || { code: resp.status >= 500 ? "server" : "unknown" });
-  return data;
 }
 
 /** The server's limits and time windows (GET /api/v1/limits), asked once per page load;

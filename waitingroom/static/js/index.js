@@ -1,20 +1,56 @@
-// The concerts on sale with live queue figures, and joining a queue.
-import { $, api, duration, num, saveTicket, setUserId, text, ticket, userId } from "./common.js";
+// The concerts on sale with live queue figures, signing in, and joining a queue.
+import { $, api, duration, num, saveTicket, text, ticket, tooSoon, tryAgainIn, userId } from "./common.js";
+import { claimsOf, devSignIn, identity, joinQueue, signIn, validUserId } from "./identity.js";
 
 const POLL_MS = 4000;
 const rows = new Map(); // concert id → its list item, updated in place
-let timer = 0;
+let timer = 0, refreshing = false;
+const NETWORK = "The server could not be reached. Check your connection and try again.";
+const ELSEWHERE = "Sign-in happens on the site that sells the tickets: it sends you here signed in, "
+  + "with a link to /?identity=….";
 
 function showWho() {
-  const id = userId();
+  const id = identity() && userId();
   $("#who-known").hidden = !id;
   $("#who-form").hidden = !!id;
   if (id) text($("#who-id"), id);
 }
 
-function say(message) {
-  $("#message").innerHTML = message ? `<p class="notice bad"></p>` : "";
-  if (message) $("#message p").textContent = message;
+function say(message, kind = "bad") {
+  const box = $("#message");
+  box.replaceChildren();
+  if (!message) return;
+  const p = document.createElement("p");
+  p.className = "notice " + kind;
+  p.textContent = message;
+  box.append(p);
+}
+
+/** Sign in as user `id` (a decimal string) through the demo sign-in, where there is one. */
+async function signInAs(id) {
+  if (tooSoon()) { say(tryAgainIn(tooSoon()), "warn"); return; }
+  say("");
+  try {
+    await devSignIn(id);
+    showWho();
+  } catch (e) {
+    if (e.code === "not_found") say(ELSEWHERE, "warn");
+    else if (e.code === "rate_limited") say(tryAgainIn(e.retryAfter), "warn");
+    else say(e.code === "network" ? NETWORK : "Could not sign you in: " + e.message);
+  }
+}
+
+/** A selling site sends its users to /?identity=<JWT>: keep it, and take it out of the address. */
+function fromLink() {
+  const url = new URL(location.href);
+  const jwt = url.searchParams.get("identity");
+  if (jwt === null) return;
+  url.searchParams.delete("identity");
+  history.replaceState(history.state, "", url.pathname + url.search + url.hash);
+  const c = claimsOf(jwt);
+  if (!c) say("That sign-in link is not valid. Follow the link from the site that sells the tickets again.");
+  else if (c.exp * 1000 <= Date.now()) say("That sign-in link has expired. Follow the link from the site that sells the tickets again.");
+  else signIn(jwt, c.sub);
 }
 
 function row(c) {
@@ -46,6 +82,8 @@ function row(c) {
 
 async function refresh() {
   clearTimeout(timer);
+  if (refreshing) return; // one call at a time, however long a busy server makes it wait
+  refreshing = true;
   try {
     const concerts = await api("GET", "/api/v1/concerts");
     const list = $("#concerts");
@@ -61,21 +99,21 @@ async function refresh() {
   } catch (e) {
     text($("#updated"), "Could not refresh the figures (" + e.message + "); trying again shortly.");
   }
+  refreshing = false;
   if (document.visibilityState === "visible") timer = setTimeout(refresh, POLL_MS);
 }
 
 async function join(concertId, li) {
   say("");
-  const user = userId();
-  if (!user) {
-    say("First tell us your user id, or make a demo one.");
+  if (!identity() && !userId()) {
+    say("First sign in: enter your user id, or sign in as a demo user.");
     $("#who-input").focus();
     return;
   }
   const button = li.querySelector(".join");
   button.disabled = true;
   try {
-    const t = await api("POST", `/api/v1/concerts/${concertId}/queue`, { body: { user_id: user } });
+    const t = await joinQueue(concertId);
     const old = ticket(concertId);
     saveTicket(concertId, {
       token: t.token, expires_at: t.expires_at,
@@ -83,8 +121,13 @@ async function join(concertId, li) {
     });
     location.assign((t.state === "AVAILABLE" ? "/book/" : "/queue/") + concertId);
   } catch (e) {
-    say(e.code === "validation_error" ? "That user id is not valid: use a whole number from 1 up."
-      : e.code === "network" ? "The server could not be reached. Check your connection and try again."
+    if (e.code === "signed_out") {
+      showWho();
+      $("#who-input").value = userId() || "";
+      $("#who-input").focus();
+    }
+    say(e.code === "signed_out" ? e.message
+      : e.code === "network" ? NETWORK
       : "Could not join the queue: " + e.message);
     button.disabled = false;
   }
@@ -92,17 +135,12 @@ async function join(concertId, li) {
 
 $("#who-form").addEventListener("submit", (ev) => {
   ev.preventDefault();
-  const id = Number($("#who-input").value);
-  if (!Number.isSafeInteger(id) || id < 1) { say("A user id is a whole number from 1 up."); return; }
-  say("");
-  setUserId(id);
-  showWho();
+  const raw = $("#who-input").value.trim();
+  const id = /^[0-9]{1,20}$/.test(raw) ? String(BigInt(raw)) : "";
+  if (!validUserId(id)) { say("A user id is a whole number from 1 up."); return; }
+  signInAs(id);
 });
-$("#who-demo").addEventListener("click", () => {
-  setUserId(1_000_000 + Math.floor(Math.random() * 1_000_000_000));
-  say("");
-  showWho();
-});
+$("#who-demo").addEventListener("click", () => signInAs(String(1_000_000 + Math.floor(Math.random() * 1_000_000_000))));
 $("#who-change").addEventListener("click", () => {
   $("#who-known").hidden = true;
   $("#who-form").hidden = false;
@@ -113,5 +151,6 @@ document.addEventListener("visibilitychange", () => {
   if (document.visibilityState === "visible") refresh(); else clearTimeout(timer);
 });
 
+fromLink();
 showWho();
 refresh();

@@ -2,7 +2,7 @@
 // when WebSockets fail, and on to booking when admitted.
 import {
   $, api, clock, duration, dropTicket, everySecond, limits, localTime, num, pathId, roughly, saveTicket, text, ticket,
-  userId,
+  tooSoon, tryAgainIn, userId,
 } from "./common.js";
 
 const concertId = pathId();
@@ -18,6 +18,7 @@ const ENDED = {
   dropped: ["Your place was given up",
     "This page was closed or offline for too long, so your place went to the next person. You can queue again."],
   unknown: ["We could not find your place", "Your queue ticket is not valid any more. You can queue again."],
+  signed_out: ["Your sign-in has expired", "Sign in again on the concerts page, then join the queue."],
 };
 
 let t = ticket(concertId); // {token, first, expires_at}
@@ -111,8 +112,9 @@ function ended(reason) {
   text($("#ended-title"), title);
   text($("#ended-text"), body);
   text($("#status"), title + ". " + body);
+  $("#again").hidden = reason === "completed" || reason === "signed_out";
+  if (reason === "signed_out") text($("#home"), "Sign in again"); // the concerts page signs in
   if (reason === "completed") {
-    $("#again").hidden = true;
     const a = document.createElement("a");
     a.className = "button";
     a.href = "/book/" + concertId;
@@ -178,9 +180,10 @@ function lost(code) {
   failures += 1;
   if (!polling) setConn("reconnecting");
   if (failures >= POLL_AFTER_FAILURES) startPolling();
-  // Exponential backoff with jitter, so a restarted server is not hit by everyone at once.
+  // Exponential backoff with jitter, so a restarted server is not hit by everyone at once; never
+  // sooner than a busy server asked.
   const base = Math.min(MAX_BACKOFF_MS, 500 * 2 ** Math.min(failures - 1, 10));
-  retryTimer = setTimeout(connect, base / 2 + Math.random() * base / 2);
+  retryTimer = setTimeout(connect, Math.max(tooSoon() * 1000, base / 2 + Math.random() * base / 2));
 }
 
 // -- polling, when WebSockets keep failing --------------------------------------------
@@ -215,9 +218,10 @@ function stopPolling() {
 
 // -- start ----------------------------------------------------------------------------
 async function join() {
-  const user = userId();
-  if (!user) { location.replace("/"); return false; }
-  const j = await api("POST", `/api/v1/concerts/${concertId}/queue`, { body: { user_id: user } });
+  // Loaded only to join here: most come with a ticket from the concerts page.
+  const { identity, joinQueue } = await import("./identity.js");
+  if (!identity() && !userId()) { location.replace("/"); return false; }
+  const j = await joinQueue(concertId);
   t = { token: j.token, first: t && t.token === j.token ? t.first : j.position, expires_at: j.expires_at };
   saveTicket(concertId, t);
   apply(j);
@@ -245,6 +249,7 @@ async function start() {
       }
     }
   } catch (e) {
+    if (e.code === "signed_out") { ended("signed_out"); return; }
     if (e.code === "not_found") {
       text($("#status"), "There is no such concert.");
       finished = true;
@@ -261,12 +266,14 @@ async function start() {
 }
 
 $("#leave").addEventListener("click", async () => {
+  if (tooSoon()) { text($("#status"), tryAgainIn(tooSoon())); return; }
   if (!confirm("Give up your place in line?")) return;
   try {
     await api("DELETE", "/api/v1/queue", { token: t.token });
     ended("left");
   } catch (e) {
-    text($("#status"), "Could not leave the queue just now: " + e.message);
+    text($("#status"), e.code === "rate_limited" ? tryAgainIn(e.retryAfter)
+      : "Could not leave the queue just now: " + e.message);
   }
 });
 $("#again").addEventListener("click", () => { dropTicket(concertId); location.reload(); });
