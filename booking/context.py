@@ -7,8 +7,10 @@ import dataclasses
 import asyncpg
 from aiohttp import web
 
+from . import queries
 from .catalog import Schedules
 from .gate import Gate
+from .preview import Shared
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -27,6 +29,15 @@ class Booking:
     gate: Gate
     settings: BookingSettings
     schedules: Schedules = dataclasses.field(default_factory=Schedules)
+    preview_dates: Shared[int, list[asyncpg.Record]] = dataclasses.field(init=False)
+    preview_maps: Shared[int, list[asyncpg.Record]] = dataclasses.field(init=False)
+
+    def __post_init__(self) -> None:
+        # Frozen, so set once here: read-only views shared by every waiter of this process.
+        object.__setattr__(self, "preview_dates",
+                           Shared(lambda cid: queries.preview_schedules(self.pool, cid)))
+        object.__setattr__(self, "preview_maps",
+                           Shared(lambda sid: queries.seat_map(self.pool, sid)))
 
 
 BOOKING = web.AppKey("booking", Booking)

@@ -39,6 +39,19 @@ WHERE schedule_id = $1
 ORDER BY seat_number
 """
 
+# Every date of a concert with what is on sale and the price range: what a waiter may preview.
+PREVIEW_SCHEDULES = """
+SELECT sc.id, sc.concert_date,
+       count(*) FILTER (WHERE s.status = 'AVAILABLE'
+                           OR (s.status = 'PENDING' AND s.hold_expires_at <= now())) AS available_seats,
+       min(s.price) AS price_min, max(s.price) AS price_max
+FROM concert_schedules sc
+JOIN concert_seats s ON s.schedule_id = sc.id
+WHERE sc.concert_id = $1
+GROUP BY sc.id
+ORDER BY sc.concert_date, sc.id
+"""
+
 EXISTING_SEATS = """
 SELECT seat_number FROM concert_seats WHERE schedule_id = $1 AND seat_number = ANY($2::int[])
 """
@@ -265,6 +278,11 @@ async def schedule_concert(conn: Conn, schedule_id: int) -> int | None:
 
 async def list_schedules(conn: Conn, concert_id: int) -> list[asyncpg.Record]:
     rows: list[asyncpg.Record] = await conn.fetch(LIST_SCHEDULES, concert_id)
+    return rows
+
+
+async def preview_schedules(conn: Conn, concert_id: int) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await conn.fetch(PREVIEW_SCHEDULES, concert_id)
     return rows
 
 

@@ -54,6 +54,14 @@ class ScheduleOut(Response):
     available_seats: int
 
 
+class PreviewScheduleOut(Response):
+    id: int
+    concert_date: str
+    available_seats: int
+    price_min: int
+    price_max: int
+
+
 class SeatOut(Response):
     seat_number: int
     price: int

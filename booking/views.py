@@ -17,6 +17,7 @@ from .schemas import (
     HoldRequest,
     PaymentOut,
     PaymentRequest,
+    PreviewScheduleOut,
     ReservationOut,
     ScheduleOut,
     SeatOut,
@@ -52,6 +53,29 @@ async def seat_map(request: web.Request) -> web.Response:
     shop = request.app[BOOKING]
     who.check_concert(await shop.schedules.concert_of(shop.pool, schedule_id))
     rows = await queries.seat_map(shop.pool, schedule_id)
+    return reply([SeatOut(seat_number=r["seat_number"], price=r["price"], status=r["status"])
+                  for r in rows])
+
+
+# -- previews, while waiting ---------------------------------------------------------------
+async def preview_schedules(request: web.Request) -> web.Response:
+    concert_id = path_id(request, "concert_id")
+    who = await holder(request)
+    who.live()
+    who.check_concert(concert_id)
+    rows = await request.app[BOOKING].preview_dates.get(concert_id)
+    return reply([PreviewScheduleOut(id=r["id"], concert_date=r["concert_date"].isoformat(),
+                                     available_seats=r["available_seats"], price_min=r["price_min"],
+                                     price_max=r["price_max"]) for r in rows])
+
+
+async def preview_seats(request: web.Request) -> web.Response:
+    schedule_id = path_id(request, "schedule_id")
+    who = await holder(request)
+    who.live()
+    shop = request.app[BOOKING]
+    who.check_concert(await shop.schedules.concert_of(shop.pool, schedule_id))
+    rows = await shop.preview_maps.get(schedule_id)
     return reply([SeatOut(seat_number=r["seat_number"], price=r["price"], status=r["status"])
                   for r in rows])
 
@@ -157,6 +181,8 @@ def add_routes(app: web.Application) -> None:
     """Booking and balance routes; the app must hold a Booking under BOOKING once started."""
     app.router.add_get("/api/v1/concerts/{concert_id}/schedules", list_schedules)
     app.router.add_get("/api/v1/schedules/{schedule_id}/seats", seat_map)
+    app.router.add_get("/api/v1/concerts/{concert_id}/preview", preview_schedules)
+    app.router.add_get("/api/v1/schedules/{schedule_id}/preview", preview_seats)
     app.router.add_post("/api/v1/reservations", create_reservation)
     app.router.add_get("/api/v1/reservations/{reservation_id}", get_reservation)
     app.router.add_delete("/api/v1/reservations/{reservation_id}", delete_reservation)

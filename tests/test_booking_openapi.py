@@ -21,7 +21,8 @@ CONTRACT = {
     ("patch", "/admin/concerts/{concert_id}/queue"),
 }
 # Additions beyond the contract, documented in the same document.
-ADDITIONS = {("get", "/api/v1/limits")}
+ADDITIONS = {("get", "/api/v1/limits"), ("get", "/api/v1/concerts/{concert_id}/preview"),
+             ("get", "/api/v1/schedules/{schedule_id}/preview")}
 
 
 async def test_openapi_covers_the_contract(shop: Shop) -> None:
