@@ -27,7 +27,8 @@ SELECT
     (SELECT count(*) FROM concert_seats WHERE status = 'RESERVED') AS seats_sold,
     (SELECT coalesce(sum(amount), 0) FROM balance_ledger WHERE kind = 'CHARGE') AS charged,
     (SELECT coalesce(sum(amount), 0) FROM payments WHERE state = 'COMPLETED') AS paid,
-    (SELECT coalesce(-sum(amount), 0) FROM balance_ledger WHERE kind = 'PAYMENT') AS debited,
+    (SELECT coalesce(-sum(amount), 0) FROM balance_ledger WHERE kind IN ('PAYMENT', 'REFUND'))
+        AS debited,
     (SELECT coalesce(sum(balance), 0) FROM balances) AS balances
 """
 

@@ -108,6 +108,18 @@ class IdempotencyInProgress(DomainError):
                            "A request with this Idempotency-Key is still running")
 
 
+class PaymentNotFound(NotFound):
+    code, title = "payment_not_found", "No such payment of yours"
+
+
+class AlreadyRefunded(DomainError):
+    status, code, title = 409, "already_refunded", "The payment was refunded already"
+
+
+class RefundClosed(DomainError):
+    status, code, title = 409, "refund_closed", "The date has passed: it can no longer be refunded"
+
+
 # -- constraints --------------------------------------------------------------------------
 # The database's last line of defence, by constraint name: what the rule means to a client.
 # A violation of any constraint not listed here is a bug (answered 500, logged with a request id).
@@ -117,6 +129,9 @@ CONSTRAINTS: dict[str, tuple[type[DomainError], str]] = {
     "payments_one_completed_key": (AlreadyPaid, "The reservation was paid at the same moment"),
     "payments_user_idempotency_key": (IdempotencyInProgress,
                                       "A request with this Idempotency-Key ran at the same moment"),
+    "refunds_payment_key": (AlreadyRefunded, "The payment was refunded at the same moment"),
+    "refunds_user_idempotency_key": (IdempotencyInProgress,
+                                     "A request with this Idempotency-Key ran at the same moment"),
 }
 
 

@@ -168,11 +168,13 @@ SELECT count(*) FROM put_back_on_sale(array(
 # Held to commit: a second request with the same key meanwhile is told it is in progress.
 TRY_LOCK_KEY = "SELECT pg_try_advisory_xact_lock($3, hashtext($1::bigint::text || ':' || $2))"
 
+# The payment made with this key, as it was answered (also once refunded: a replay answers the
+# first result again).
 FIND_PAYMENT = """
 SELECT p.id, p.reservation_id, p.amount, p.request_hash, l.balance_after
 FROM payments p
-JOIN balance_ledger l ON l.payment_id = p.id
-WHERE p.user_id = $1 AND p.idempotency_key = $2 AND p.state = 'COMPLETED'
+JOIN balance_ledger l ON l.payment_id = p.id AND l.kind = 'PAYMENT'
+WHERE p.user_id = $1 AND p.idempotency_key = $2
 """
 
 LOCK_HELD_SEATS = """
@@ -216,6 +218,70 @@ SELECT id, token::text AS token FROM payments
 WHERE state = 'COMPLETED' AND token_expired_at IS NULL
 ORDER BY id
 LIMIT $1
+"""
+
+# -- refunds ------------------------------------------------------------------------------
+FIND_REFUND = """
+SELECT r.payment_id, p.reservation_id, p.amount, r.balance_after
+FROM refunds r JOIN payments p ON p.id = r.payment_id
+WHERE r.user_id = $1 AND r.idempotency_key = $2
+"""
+
+# The caller's own payment with its reservation, both locked (reservation first, as everywhere),
+# and whether the date has passed.
+LOCK_PAYMENT = """
+SELECT p.id, p.reservation_id, p.amount, p.state, sc.concert_date < (now() AT TIME ZONE 'UTC')::date
+       AS closed
+FROM payments p
+JOIN reservations r ON r.id = p.reservation_id
+JOIN concert_schedules sc ON sc.id = r.schedule_id
+WHERE p.id = $1 AND p.user_id = $2
+FOR UPDATE OF r, p
+"""
+
+# One statement: payment and reservation CANCELED, seats on sale, the money back with its ledger
+# line, and the refund recorded under its key. Returns the balance after.
+REFUND = """
+WITH payment AS (
+    UPDATE payments SET state = 'CANCELED', updated_at = now()
+    WHERE id = $1 AND user_id = $2 AND state = 'COMPLETED'
+    RETURNING id, reservation_id, amount
+), reservation AS (
+    UPDATE reservations SET status = 'CANCELED', updated_at = now()
+    WHERE id = (SELECT reservation_id FROM payment) AND status = 'RESERVED'
+    RETURNING id
+), balance AS (
+    UPDATE balances SET balance = balance + (SELECT amount FROM payment), updated_at = now()
+    WHERE user_id = $2 AND EXISTS (SELECT 1 FROM payment)
+    RETURNING balance
+), ledger AS (
+    INSERT INTO balance_ledger (user_id, kind, amount, balance_after, payment_id)
+    SELECT $2, 'REFUND', payment.amount, balance.balance, payment.id FROM payment, balance
+), refund AS (
+    INSERT INTO refunds (payment_id, user_id, idempotency_key, balance_after)
+    SELECT payment.id, $2, $3, balance.balance FROM payment, balance
+)
+SELECT (SELECT balance FROM balance) AS balance,
+       (SELECT count(*) FROM put_back_on_sale(array(
+            SELECT s.id FROM concert_seats s JOIN reservation r ON s.reservation_id = r.id
+            WHERE s.status = 'RESERVED'), 'RESERVED')) AS seats
+"""
+
+# -- my bookings --------------------------------------------------------------------------
+MY_RESERVATIONS = """
+SELECT r.id, r.schedule_id, sc.concert_id, r.status, r.total_price, r.hold_expires_at,
+       r.status = 'WAITING' AND r.hold_expires_at <= now() AS ran_out,
+       (SELECT array_agg(rs.seat_number ORDER BY rs.seat_number) FROM reservation_seats rs
+        WHERE rs.reservation_id = r.id) AS seat_numbers,
+       (SELECT array_agg(rs.price ORDER BY rs.seat_number) FROM reservation_seats rs
+        WHERE rs.reservation_id = r.id) AS prices,
+       (SELECT p.id FROM payments p WHERE p.reservation_id = r.id
+        ORDER BY p.state = 'COMPLETED' DESC, p.id DESC LIMIT 1) AS payment_id
+FROM reservations r
+JOIN concert_schedules sc ON sc.id = r.schedule_id
+WHERE r.user_id = $1
+ORDER BY r.id DESC
+LIMIT $2
 """
 
 # -- balance ------------------------------------------------------------------------------
@@ -369,6 +435,27 @@ async def mark_token_expired(conn: Conn, payment_ids: Sequence[int]) -> None:
 
 async def tokens_to_expire(conn: Conn, limit: int) -> list[asyncpg.Record]:
     rows: list[asyncpg.Record] = await conn.fetch(TOKENS_TO_EXPIRE, limit)
+    return rows
+
+
+async def find_refund(conn: Conn, user_id: int, key: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(FIND_REFUND, user_id, key)
+
+
+async def lock_payment(conn: asyncpg.Connection, payment_id: int,
+                       user_id: int) -> asyncpg.Record | None:
+    return await conn.fetchrow(LOCK_PAYMENT, payment_id, user_id)
+
+
+async def refund(conn: asyncpg.Connection, payment_id: int, user_id: int, key: str) -> int:
+    """Refund a locked COMPLETED payment; the balance after."""
+    row = await conn.fetchrow(REFUND, payment_id, user_id, key)
+    assert row is not None and row["balance"] is not None
+    return int(row["balance"])
+
+
+async def my_reservations(conn: Conn, user_id: int, limit: int) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await conn.fetch(MY_RESERVATIONS, user_id, limit)
     return rows
 
 

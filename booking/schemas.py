@@ -90,5 +90,26 @@ class PaymentOut(Response):
     balance: int
 
 
+class RefundOut(Response):
+    id: int
+    reservation_id: int
+    amount: int
+    state: Literal["CANCELED"]
+    balance: int
+
+
+class BookingOut(Response):
+    """One of the caller's reservations, for "my bookings"."""
+
+    id: int
+    schedule_id: int
+    concert_id: int
+    seats: list[HeldSeat]
+    total_price: int
+    status: ReservationStatus
+    hold_expires_at: str
+    payment_id: int | None
+
+
 class BalanceOut(Response):
     balance: int

@@ -7,17 +7,19 @@ from datetime import datetime
 import msgspec
 from aiohttp import web
 
-from . import errors, holds, payments, queries
+from . import errors, holds, payments, queries, refunds
 from .context import BOOKING
 from .gate import Holder
 from .schemas import (
     BalanceOut,
+    BookingOut,
     ChargeRequest,
     HeldSeat,
     HoldRequest,
     PaymentOut,
     PaymentRequest,
     PreviewScheduleOut,
+    RefundOut,
     ReservationOut,
     ScheduleOut,
     SeatOut,
@@ -25,6 +27,8 @@ from .schemas import (
 from .wire import bearer, path_id, read_json, reply
 
 IDEMPOTENCY_KEY = "Idempotency-Key"
+# "My bookings" lists this many of the newest reservations.
+MY_BOOKINGS_LIMIT = 200
 MAX_KEY_LENGTH = 64
 
 
@@ -164,6 +168,28 @@ async def create_payment(request: web.Request) -> web.Response:
                             state="COMPLETED", balance=paid.balance), status=201)
 
 
+async def refund_payment(request: web.Request) -> web.Response:
+    payment_id = path_id(request, "payment_id")
+    user_id = (await holder(request)).live()
+    key = _idempotency_key(request)
+    async with request.app[BOOKING].pool.acquire() as conn:
+        done = await refunds.refund(conn, user_id=user_id, payment_id=payment_id, key=key)
+    return reply(RefundOut(id=done.payment_id, reservation_id=done.reservation_id,
+                           amount=done.amount, state="CANCELED", balance=done.balance))
+
+
+# -- my bookings --------------------------------------------------------------------------
+async def my_bookings(request: web.Request) -> web.Response:
+    user_id = (await holder(request)).live()
+    rows = await queries.my_reservations(request.app[BOOKING].pool, user_id, MY_BOOKINGS_LIMIT)
+    return reply([BookingOut(
+        id=r["id"], schedule_id=r["schedule_id"], concert_id=r["concert_id"],
+        seats=[HeldSeat(seat_number=n, price=p)
+               for n, p in zip(r["seat_numbers"], r["prices"], strict=True)],
+        total_price=r["total_price"], status="EXPIRED" if r["ran_out"] else r["status"],
+        hold_expires_at=_time(r["hold_expires_at"]), payment_id=r["payment_id"]) for r in rows])
+
+
 # -- balance ------------------------------------------------------------------------------
 async def get_balance(request: web.Request) -> web.Response:
     user_id = (await holder(request)).live()
@@ -187,5 +213,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/reservations/{reservation_id}", get_reservation)
     app.router.add_delete("/api/v1/reservations/{reservation_id}", delete_reservation)
     app.router.add_post("/api/v1/payments", create_payment)
+    app.router.add_post("/api/v1/payments/{payment_id}/refund", refund_payment)
+    app.router.add_get("/api/v1/reservations", my_bookings)
     app.router.add_get("/api/v1/balance", get_balance)
     app.router.add_post("/api/v1/balance/charges", charge_balance)
