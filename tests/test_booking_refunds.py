@@ -6,7 +6,7 @@ import asyncio
 import random
 from typing import Any
 
-from tests.booking_support import Shop, gather_all, make_shop, shop  # noqa: F401
+from tests.booking_support import Shop, make_shop, shop  # noqa: F401
 
 
 async def _paid(shop: Shop, concert_id: int, schedule_id: int, user: int,
@@ -94,8 +94,8 @@ async def test_refunds_racing_holds_leave_every_seat_in_one_live_reservation(sho
         for _ in range(15):
             await shop.hold(token, s1, seats=random.sample(range(1, 9), 2))
 
-    await gather_all([*(_refund(shop, t, p[1]) for t, p in zip(owners, payments, strict=True)),
-                      *(hunt(t) for t in hunters)])
+    refunding = [_refund(shop, t, p[1]) for t, p in zip(owners, payments, strict=True)]
+    await asyncio.gather(*refunding, *(hunt(t) for t in hunters))
     await shop.audit()
     live = await shop.pg.fetchval("""
         SELECT count(*) FROM concert_seats s WHERE s.status <> 'AVAILABLE' AND NOT EXISTS (
