@@ -301,6 +301,35 @@ SELECT $1, 'CHARGE', $2, balance FROM balance
 RETURNING balance_after
 """
 
+# -- stock --------------------------------------------------------------------------------
+# Seats on sale per concert, from the counters (dates with no seats at all are not listed).
+ON_SALE = """
+SELECT sc.concert_id, sum(st.available)::bigint AS on_sale
+FROM schedule_stock st JOIN concert_schedules sc ON sc.id = st.schedule_id
+GROUP BY sc.concert_id
+"""
+
+# The counters against a full count, in one snapshot; a date whose counter drifted (the triggers
+# were bypassed: a restore, a hand edit) is set right. Returns the dates repaired.
+RECONCILE_STOCK = """
+WITH actual AS (
+    SELECT schedule_id, count(*) FILTER (WHERE status = 'AVAILABLE') AS n
+    FROM concert_seats GROUP BY schedule_id
+), counted AS (
+    SELECT schedule_id, sum(available) AS n FROM schedule_stock GROUP BY schedule_id
+), drift AS (
+    SELECT coalesce(a.schedule_id, c.schedule_id) AS schedule_id,
+           coalesce(a.n, 0) - coalesce(c.n, 0) AS d
+    FROM actual a FULL JOIN counted c ON c.schedule_id = a.schedule_id
+    WHERE coalesce(a.n, 0) <> coalesce(c.n, 0)
+)
+INSERT INTO schedule_stock AS st (schedule_id, stripe, available, version)
+SELECT schedule_id, 0, d, 1 FROM drift
+ON CONFLICT (schedule_id, stripe) DO UPDATE
+SET available = st.available + EXCLUDED.available, version = st.version + 1
+RETURNING schedule_id
+"""
+
 # -- sweeper ------------------------------------------------------------------------------
 # Holds that ran out: EXPIRED, seats back on sale. Reservations being paid or released, or taken
 # by another sweeper, are skipped; a seat being looked at by a hold is waited for (briefly).
@@ -473,6 +502,14 @@ async def expire_holds(conn: Conn, limit: int) -> tuple[int, int]:
     row = await conn.fetchrow(EXPIRE_HOLDS, limit)
     assert row is not None
     return int(row["reservations"]), int(row["seats"])
+
+
+async def on_sale(conn: Conn) -> dict[int, int]:
+    return {r["concert_id"]: int(r["on_sale"]) for r in await conn.fetch(ON_SALE)}
+
+
+async def reconcile_stock(conn: Conn) -> list[int]:
+    return [r["schedule_id"] for r in await conn.fetch(RECONCILE_STOCK)]
 
 
 async def release_orphans(conn: Conn, limit: int) -> int:

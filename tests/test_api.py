@@ -43,7 +43,7 @@ async def test_concerts_list_with_queue_figures(client: AppClient, add_concert: 
     resp = await client.get("/api/v1/concerts")
     assert resp.status == 200
     assert await resp.json() == [{"id": cid, "name": "Aurora", "host": "Arena", "queue": {
-        "waiting": 1, "active": 0, "admit_rate": 3.5, "paused": True}}]
+        "waiting": 1, "active": 0, "admit_rate": 3.5, "paused": True, "sold_out": False}}]
 
 
 async def test_join_answers_and_rejoin(client: AppClient, add_concert: AddConcert) -> None:
@@ -63,7 +63,8 @@ async def test_poll_and_leave(client: AppClient, add_concert: AddConcert) -> Non
     token = (await (await client.post(f"/api/v1/concerts/{cid}/queue", json={"user_id": 1})).json())["token"]
     resp = await client.get("/api/v1/queue", headers=bearer(token))
     assert await resp.json() == {"state": "WAITING", "position": 1, "eta_seconds": 1,
-                                 "expires_at": None, "concert_id": cid, "reason": None}
+                                 "expires_at": None, "concert_id": cid, "reason": None,
+                                 "sold_out": False}
     assert (await client.delete("/api/v1/queue", headers=bearer(token))).status == 204
     assert (await client.delete("/api/v1/queue", headers=bearer(token))).status == 204
     resp = await client.get("/api/v1/queue", headers=bearer(token))

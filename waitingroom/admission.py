@@ -5,10 +5,12 @@ Any number of admitters may run: the script keeps the budget in Redis, timed by 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import asyncpg
 
+from booking import queries as queries_booking
 from booking import sweeper
 
 from . import queries
@@ -52,9 +54,26 @@ async def sweep_booking(queues: Queues, pool: asyncpg.Pool) -> None:
         log.warning("booking sweep failed: %r", e)
 
 
-async def tick(queues: Queues, pool: asyncpg.Pool | None) -> dict[int, Admission]:
+async def count_stock(queues: Queues, pool: asyncpg.Pool, check: bool) -> None:
+    """Tell the queues how many seats each concert has on sale (sold out at zero); with check,
+    first set right any counter that drifted from a full count."""
+    try:
+        if check:
+            repaired = await queries_booking.reconcile_stock(pool)
+            if repaired:
+                log.warning("seats-on-sale counters of dates %s had drifted: repaired", repaired)
+        counts = await queries_booking.on_sale(pool)
+    except (OSError, asyncpg.PostgresError) as e:
+        log.warning("could not count the seats on sale: %r", e)
+        return
+    await queues.record_on_sale(counts)
+
+
+async def tick(queues: Queues, pool: asyncpg.Pool | None,
+               check_stock: bool = False) -> dict[int, Admission]:
     # Admission first, so that its timing does not depend on how long the sweeps take; the
-    # booking sweep runs even when Redis is down (holds run out in PostgreSQL alone).
+    # booking sweep runs even when Redis is down (holds run out in PostgreSQL alone). The seats
+    # on sale are counted after the sweep, so that holds that ran out count as on sale again.
     outcomes = {}
     try:
         for cid in await queues.concert_ids():
@@ -63,9 +82,21 @@ async def tick(queues: Queues, pool: asyncpg.Pool | None) -> dict[int, Admission
     finally:
         if pool is not None:
             await sweep_booking(queues, pool)
+    if pool is not None:
+        await count_stock(queues, pool, check_stock)
     return outcomes
 
 
 async def run(queues: Queues, pool: asyncpg.Pool | None) -> None:
-    """Admit every tick until cancelled."""
-    await every(queues.settings.tick_interval, lambda: tick(queues, pool), "admission tick")
+    """Admit every tick until cancelled; check the stock counters every so often."""
+    loop = asyncio.get_running_loop()
+    next_check = loop.time()
+
+    async def step() -> None:
+        nonlocal next_check
+        check = loop.time() >= next_check
+        if check:
+            next_check = loop.time() + queues.settings.stock_check_interval
+        await tick(queues, pool, check)
+
+    await every(queues.settings.tick_interval, step, "admission tick")

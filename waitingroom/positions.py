@@ -58,7 +58,10 @@ class PositionTick:
                     pos = view.position(waiter.ticket)
                     if pos <= 0:
                         recheck.append(waiter)
-                    else:
+                        continue
+                    # Pub/sub may have been missed: the snapshot says whether it is sold out.
+                    await self.sockets.tell_sold_out(waiter, snap.rate.sold_out)
+                    if not snap.rate.sold_out:
                         await self.sockets.position(waiter, view, pos)
                 elif waiter.expires_ms is not None and now_ms > waiter.expires_ms + EXPIRY_SLACK_MS:
                     recheck.append(waiter)

@@ -7,6 +7,7 @@ configuration, figures and pub/sub. Several keys change together only inside a L
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -23,7 +24,7 @@ from booking.gate import TokenState
 from . import keys, queries
 from .keys import ConcertKeys
 from .records import STATE_CODES, ExpiryReason, RateInfo, TokenRecord, text
-from .schemas import AdmittedEvent, AnyEvent, ExpiredEvent
+from .schemas import AdmittedEvent, AnyEvent, ExpiredEvent, SoldOutEvent
 from .scripts import AutoPipeline, Scripts
 from .settings import Settings
 
@@ -64,6 +65,8 @@ class Figures:
     max_active: int
     paused: bool
     measured_rate: float | None
+    sold_out: bool
+    on_sale: int  # -1: not known
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -110,13 +113,13 @@ class Queues:
         self.scripts = Scripts.register(redis)
         self.batch = AutoPipeline(redis)
 
-    def _rate(self, cfg_rate: Any, paused: Any, measured: Any) -> RateInfo:
-        return RateInfo.parse(cfg_rate, paused, measured, self.settings.admit_rate)
+    def _rate(self, cfg_rate: Any, paused: Any, measured: Any, on_sale: Any) -> RateInfo:
+        return RateInfo.parse(cfg_rate, paused, measured, on_sale, self.settings.admit_rate)
 
     def _ticket(self, concert_id: int, token: str, raw: Sequence[Any]) -> Ticket:
         record = TokenRecord.parse(raw[0])
         position = int(raw[1]) if record.state == "WAITING" else None
-        return Ticket(concert_id, token, record, position, self._rate(*raw[2:5]))
+        return Ticket(concert_id, token, record, position, self._rate(*raw[2:6]))
 
     async def ping(self) -> None:
         """Fails unless Redis answers."""
@@ -227,7 +230,7 @@ class Queues:
         async with self.redis.pipeline(transaction=True) as pipe:
             for concert_id, seq in wanted:
                 k = ConcertKeys(concert_id)
-                pipe.hmget(k.state, "cursor", "depseq", "rate")
+                pipe.hmget(k.state, "cursor", "depseq", "rate", "on_sale")
                 pipe.hmget(k.config, "admit_rate", "paused")
                 if seq is None:
                     pipe.zrange(k.departed, 0, -1)
@@ -236,9 +239,9 @@ class Queues:
             raw = await pipe.execute()
         out = []
         for i in range(len(wanted)):
-            (cursor, depseq, measured), (cfg_rate, paused), departed = raw[3 * i:3 * i + 3]
+            (cursor, depseq, measured, on_sale), (cfg_rate, paused), departed = raw[3 * i:3 * i + 3]
             out.append(Snapshot(_int(cursor), _int(depseq), [int(t) for t in departed],
-                                self._rate(cfg_rate, paused, measured)))
+                                self._rate(cfg_rate, paused, measured, on_sale)))
         return out
 
     # -- rate limits -----------------------------------------------------------------------
@@ -310,6 +313,20 @@ class Queues:
                 await pipe.execute()
         return out
 
+    # -- seats on sale -----------------------------------------------------------------------
+    async def record_on_sale(self, counts: dict[int, int]) -> None:
+        """Record the seats on sale of every concert with a queue (not in counts: not known),
+        and tell the sockets of those that just sold out or have seats again."""
+        ids = sorted(set(await self.concert_ids()) | set(counts))
+        # Issued in one event-loop turn: one round trip for all of them.
+        flips = await asyncio.gather(*(
+            self.batch.run(self.scripts.stock, concert_keys(cid),
+                           ["" if counts.get(cid) is None else max(0, counts[cid])])
+            for cid in ids))
+        for cid, (flip,) in zip(ids, flips, strict=True):
+            if flip:
+                await self.publish(cid, SoldOutEvent(concert_id=cid, sold_out=int(flip) > 0))
+
     # -- pub/sub ---------------------------------------------------------------------------
     async def publish(self, concert_id: int, event: AnyEvent) -> None:
         """Tell every web process's sockets of this concert."""
@@ -340,16 +357,17 @@ class Queues:
                 k = ConcertKeys(cid)
                 pipe.zcard(k.queue)
                 pipe.zcard(k.active)
-                pipe.hmget(k.state, "admitted_total", "dropped_total", "rate")
+                pipe.hmget(k.state, "admitted_total", "dropped_total", "rate", "on_sale")
                 pipe.hmget(k.config, "admit_rate", "max_active", "paused")
             raw = await pipe.execute()
         out = {}
         for i, cid in enumerate(concert_ids):
-            waiting, active, (admitted, dropped, measured), (rate, max_active, paused) = raw[4 * i:4 * i + 4]
-            info = self._rate(rate, paused, measured)
+            waiting, active, (admitted, dropped, measured, on_sale), (rate, max_active, paused) = (
+                raw[4 * i:4 * i + 4])
+            info = self._rate(rate, paused, measured, on_sale)
             out[cid] = Figures(cid, waiting, active, _int(admitted), _int(dropped), info.configured,
                                _int(max_active, self.settings.max_active), info.paused,
-                               info.measured)
+                               info.measured, info.sold_out, _int(on_sale, -1))
         return out
 
     async def configure(self, concert_id: int, *, admit_rate: float | None = None,

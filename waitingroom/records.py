@@ -38,18 +38,21 @@ class TokenRecord:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class RateInfo:
-    """Configured rate, paused flag and measured rate of one concert."""
+    """Configured rate, paused flag and measured rate of one concert, and whether it sold out."""
 
     configured: float
     paused: bool
     measured: float | None
+    sold_out: bool = False
 
     @classmethod
-    def parse(cls, cfg_rate: object, paused: object, measured: object, default_rate: float) -> RateInfo:
+    def parse(cls, cfg_rate: object, paused: object, measured: object, on_sale: object,
+              default_rate: float) -> RateInfo:
         return cls(
             float(text(cfg_rate)) if cfg_rate else default_rate,
             bool(paused) and text(paused) == "1",
             float(text(measured)) if measured else None,
+            bool(on_sale) and text(on_sale) == "0",
         )
 
     @property
@@ -59,7 +62,7 @@ class RateInfo:
         return self.measured if self.measured is not None else self.configured
 
     def eta(self, position: int | None) -> int | None:
-        if position is None or self.paused or self.effective <= 0:
+        if position is None or self.paused or self.sold_out or self.effective <= 0:
             return None
         return math.ceil(position / self.effective)
 

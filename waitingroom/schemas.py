@@ -41,6 +41,7 @@ class QueueSummary(Response):
     active: int
     admit_rate: float
     paused: bool
+    sold_out: bool
 
 
 class ConcertOut(Response):
@@ -66,6 +67,7 @@ class QueueStatusOut(Response):
     expires_at: str | None
     concert_id: int
     reason: ExpiryReason | None
+    sold_out: bool
 
 
 class AdminQueueOut(Response):
@@ -121,6 +123,10 @@ class ExpiredFrame(Frame, tag="expired"):
     reason: ExpiryReason
 
 
+class SoldOutFrame(Frame, tag="sold_out"):
+    concert_id: int
+
+
 class PongFrame(Frame, tag="pong"):
     pass
 
@@ -145,4 +151,11 @@ class ExpiredEvent(Event, tag="e"):
     reason: ExpiryReason
 
 
-AnyEvent = AdmittedEvent | ExpiredEvent
+class SoldOutEvent(Event, tag="s"):
+    """A concert sold out (or, sold_out false, has seats on sale again)."""
+
+    concert_id: int
+    sold_out: bool
+
+
+AnyEvent = AdmittedEvent | ExpiredEvent | SoldOutEvent

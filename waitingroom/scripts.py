@@ -14,7 +14,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
 # Scripts on one concert's keys get the shared prelude (lua/_lib.lua); the others stand alone.
-_CONCERT = ("join", "status", "leave", "attach", "detach", "reap", "admit")
+_CONCERT = ("join", "status", "leave", "attach", "detach", "reap", "admit", "stock")
 _PLAIN = ("lease", "limit")
 
 
@@ -33,6 +33,7 @@ class Scripts:
     admit: AsyncScript
     lease: AsyncScript
     limit: AsyncScript
+    stock: AsyncScript
 
     @classmethod
     def register(cls, redis: Redis) -> Scripts:

@@ -58,6 +58,9 @@ class Settings:
     admit_batch: int = 10_000
     # Rows per booking sweep statement per admitter tick.
     sweep_batch: int = 1000
+    # Seconds between full counts of the seats on sale against their counters (which the
+    # triggers keep in step; this catches a restore or a hand edit).
+    stock_check_interval: float = 60.0
     # Queue departures kept for web processes to catch up on; one that falls further behind
     # reads them all again.
     departure_log: int = 100_000
@@ -108,6 +111,7 @@ class Settings:
             ("WS_FLOOD_LIMIT", 1 <= self.ws_flood_limit <= 1_000_000),
             ("ADMIT_BATCH", 1 <= self.admit_batch <= 1_000_000),
             ("SWEEP_BATCH", 1 <= self.sweep_batch <= 1_000_000),
+            ("STOCK_CHECK_INTERVAL", 1 <= self.stock_check_interval <= 86400),
             ("DEPARTURE_LOG", 1000 <= self.departure_log <= 100_000_000),
             ("IDENTITY_SECRET", self.identity_secret is None
              or len(self.identity_secret.encode()) >= MIN_SECRET_BYTES),

@@ -12,7 +12,16 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from aiohttp.base_protocol import BaseProtocol
 
 from .records import ExpiryReason, RateInfo, rfc3339
-from .schemas import AdmittedEvent, AdmittedFrame, AnyEvent, ExpiredFrame, Frame, PositionFrame
+from .schemas import (
+    AdmittedEvent,
+    AdmittedFrame,
+    AnyEvent,
+    ExpiredFrame,
+    Frame,
+    PositionFrame,
+    SoldOutEvent,
+    SoldOutFrame,
+)
 
 # Close codes: a token that has expired (also after an "expired" frame), and an unknown one.
 CLOSE_EXPIRED = 4410
@@ -45,6 +54,7 @@ class Waiter:
     rate: float | None = None
     slow_ticks: int = 0
     sent_at: float = 0.0  # monotonic time of the last position frame
+    told_sold_out: bool = False
     # The client's own frames: a token bucket, and how many it sent past it.
     allowance: float = 0.0
     allowance_at: float = 0.0
@@ -207,13 +217,35 @@ class Sockets:
             waiter.sent_at = now
 
     async def dispatch(self, event: AnyEvent) -> None:
-        """An admission or expiry published by an admitter or another process."""
+        """An admission, expiry or sold-out change published by an admitter or another process."""
+        if isinstance(event, SoldOutEvent):
+            view = self.concerts.get(event.concert_id)
+            if view is not None:
+                await self.sold_out(view, event.concert_id, event.sold_out)
+            return
         for token in event.tokens:
             for waiter in list(self.by_token.get(token, ())):
                 if isinstance(event, AdmittedEvent):
                     await self.admitted(waiter, event.expires_ms)
                 else:
                     await self.expired(waiter, event.reason)
+
+    async def sold_out(self, view: ConcertView, concert_id: int, sold_out: bool) -> None:
+        """Tell the concert's waiters it sold out; once seats are back, positions resume."""
+        for waiter in list(view.waiters):
+            await self.tell_sold_out(waiter, sold_out)
+
+    async def tell_sold_out(self, waiter: Waiter, sold_out: bool) -> None:
+        if not waiter.waiting or waiter.told_sold_out == sold_out:
+            return
+        if sold_out:
+            if await self.send(waiter, SoldOutFrame(concert_id=waiter.concert_id)):
+                waiter.told_sold_out = True
+        else:
+            # Seats are back: the next tick sends the position again, whatever it is.
+            waiter.told_sold_out = False
+            waiter.position = waiter.eta = None
+            waiter.sent_at = 0.0
 
     async def close_all(self) -> None:
         """Shutdown: tell every client to reconnect elsewhere (1001)."""

@@ -43,7 +43,8 @@ async def list_concerts(request: web.Request) -> web.Response:
     figures = await request.app[QUEUES].figures([r["id"] for r in rows])
     return reply([
         ConcertOut(id=r["id"], name=r["name"], host=r["host"], queue=QueueSummary(
-            waiting=f.waiting, active=f.active, admit_rate=f.admit_rate, paused=f.paused))
+            waiting=f.waiting, active=f.active, admit_rate=f.admit_rate, paused=f.paused,
+            sold_out=f.sold_out))
         for r in rows for f in [figures[r["id"]]]
     ])
 
@@ -81,7 +82,7 @@ def _status(ticket: Ticket) -> QueueStatusOut:
     return QueueStatusOut(state=rec.state, position=ticket.position,
                           eta_seconds=ticket.rate.eta(ticket.position),
                           expires_at=rfc3339(rec.expires_ms), concert_id=ticket.concert_id,
-                          reason=rec.reason)
+                          reason=rec.reason, sold_out=ticket.rate.sold_out)
 
 
 async def queue_status(request: web.Request) -> web.Response:

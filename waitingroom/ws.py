@@ -49,7 +49,10 @@ async def queue_socket(request: web.Request) -> web.WebSocketResponse:
         if waiter.waiting:
             if view.rate is None:
                 view.rate = ticket.rate
-            await sockets.position(waiter, view, ticket.position or 1)
+            if ticket.rate.sold_out:
+                await sockets.tell_sold_out(waiter, True)
+            else:
+                await sockets.position(waiter, view, ticket.position or 1)
         else:
             await sockets.admitted(waiter, rec.expires_ms)
         loop = asyncio.get_running_loop()

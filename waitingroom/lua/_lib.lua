@@ -20,10 +20,12 @@ local function pack(s, u, t, e, r)
   return s .. '|' .. u .. '|' .. t .. '|' .. e .. '|' .. r
 end
 
--- The figures a client needs for an ETA: configured rate, paused flag, measured rate.
+-- The figures a client needs for an ETA: configured rate, paused flag, measured rate, and the
+-- seats on sale as the admitter last counted them (false: not known).
 local function rate_info()
   local cfg = redis.call('HMGET', K_CFG, 'admit_rate', 'paused')
-  return {cfg[1] or false, cfg[2] or false, redis.call('HGET', K_STATE, 'rate') or false}
+  local st = redis.call('HMGET', K_STATE, 'rate', 'on_sale')
+  return {cfg[1] or false, cfg[2] or false, st[1] or false, st[2] or false}
 end
 
 -- A WAITING ticket leaves the queue ahead of the cursor: record it so that every web process

@@ -7,7 +7,9 @@ local now = now_ms()
 local cfg = redis.call('HMGET', K_CFG, 'admit_rate', 'max_active', 'paused')
 local rate = tonumber(cfg[1] or ARGV[1])
 local max_active = tonumber(cfg[2] or ARGV[2])
-local paused = cfg[3] == '1'
+-- Sold out (no seat of the concert on sale, as the admitter last counted): admit nobody, as
+-- if paused; waiters keep their places for when seats come back.
+local paused = cfg[3] == '1' or redis.call('HGET', K_STATE, 'on_sale') == '0'
 local ttl, grace, retention = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local batch = tonumber(ARGV[6])
 local tick = tonumber(ARGV[7])

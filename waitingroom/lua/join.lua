@@ -1,5 +1,5 @@
 -- ARGV: user id, new token. Reuses the user's live token, else takes the next ticket.
--- Returns {created, token, record, position, cfg_rate, paused, measured}.
+-- Returns {created, token, record, position, cfg_rate, paused, measured, on_sale}.
 local now = now_ms()
 local existing = redis.call('HGET', K_USERS, ARGV[1])
 if existing then
@@ -9,10 +9,10 @@ if existing then
     if s == 'W' then
       redis.call('ZADD', K_SEEN, 'GT', now, existing)
       local r = rate_info()
-      return {0, existing, rec, redis.call('ZCOUNT', K_Q, '-inf', t), r[1], r[2], r[3]}
+      return {0, existing, rec, redis.call('ZCOUNT', K_Q, '-inf', t), r[1], r[2], r[3], r[4]}
     elseif s == 'A' then
       local r = rate_info()
-      return {0, existing, rec, 0, r[1], r[2], r[3]}
+      return {0, existing, rec, 0, r[1], r[2], r[3], r[4]}
     end
   end
 end
@@ -24,4 +24,4 @@ redis.call('HSET', K_TOK, token, rec)
 redis.call('HSET', K_USERS, ARGV[1], token)
 redis.call('ZADD', K_SEEN, now, token)
 local r = rate_info()
-return {1, token, rec, redis.call('ZCOUNT', K_Q, '-inf', ticket), r[1], r[2], r[3]}
+return {1, token, rec, redis.call('ZCOUNT', K_Q, '-inf', ticket), r[1], r[2], r[3], r[4]}

@@ -1,5 +1,5 @@
 -- ARGV: token. A poll: counts as a sign of life for a WAITING token.
--- Returns {record, position, cfg_rate, paused, measured} or false for an unknown token.
+-- Returns {record, position, cfg_rate, paused, measured, on_sale} or false for an unknown token.
 local rec = redis.call('HGET', K_TOK, ARGV[1])
 if not rec then
   return false
@@ -12,4 +12,4 @@ if s == 'W' then
   pos = redis.call('ZCOUNT', K_Q, '-inf', t)
 end
 local r = rate_info()
-return {rec, pos, r[1], r[2], r[3]}
+return {rec, pos, r[1], r[2], r[3], r[4]}
