@@ -19,6 +19,7 @@ CONTRACT = {
     ("get", "/api/v1/balance"), ("post", "/api/v1/balance/charges"), ("get", "/healthz"),
     ("get", "/readyz"), ("get", "/metrics"), ("get", "/admin/concerts/{concert_id}/queue"),
     ("patch", "/admin/concerts/{concert_id}/queue"),
+    ("get", "/api/v1/reservations"), ("post", "/api/v1/payments/{payment_id}/refund"),
 }
 # Additions beyond the contract, documented in the same document.
 ADDITIONS = {("get", "/api/v1/limits"), ("get", "/api/v1/concerts/{concert_id}/preview"),

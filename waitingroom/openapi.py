@@ -56,9 +56,9 @@ OPERATIONS: tuple[Op, ...] = (
     Op("delete", "/api/v1/queue", "Leave the queue (the token is EXPIRED)", "waiting room",
        status=204, problems=((401, "token_missing, token_invalid"),)),
     Op("get", "/ws/queue", "Live queue over a WebSocket (?token=...)", "waiting room",
-       w.PositionFrame | w.AdmittedFrame | w.ExpiredFrame, 101, auth=None,
+       w.PositionFrame | w.AdmittedFrame | w.ExpiredFrame | w.SoldOutFrame, 101, auth=None,
        description="Server frames, one JSON object each: position, admitted, expired (then "
-                   "close). Close codes 4401 unknown or malformed token, 4410 expired token, "
+                   "close), sold_out (the socket stays open; positions resume if seats come back). Close codes 4401 unknown or malformed token, 4410 expired token, "
                    "1001 server going away. Clients may send {\"type\": \"ping\"}."),
     Op("get", "/api/v1/concerts/{concert_id}/schedules", "Dates with at least one seat on sale",
        "booking", list[b.ScheduleOut], problems=(*_TOKEN, (400, "validation_error"))),
@@ -95,6 +95,17 @@ OPERATIONS: tuple[Op, ...] = (
        description="The same key and body answer the first payment again (also once the "
                    "payment expired the token); a failed attempt spends no key. After the "
                    "payment the queue token is EXPIRED (reason completed)."),
+    Op("post", "/api/v1/payments/{payment_id}/refund", "Refund a paid booking", "booking",
+       b.RefundOut, 200, auth="queueToken",
+       problems=(*_LIVE, (400, "validation_error"), (404, "payment_not_found"),
+                 (409, "already_refunded, refund_closed, idempotency_in_progress"),
+                 (422, "idempotency_key_reused")),
+       headers=(("Idempotency-Key", "1..64 printable characters, unique per refund", 64),),
+       description="Any live token of the user. The whole amount goes back on the balance, the "
+                   "reservation is CANCELED and its seats are on sale at once, in one "
+                   "transaction; the same key answers the same refund again."),
+    Op("get", "/api/v1/reservations", "My bookings, newest first", "booking", list[b.BookingOut],
+       problems=_LIVE, description="Any live token of the user; the newest 200."),
     Op("get", "/api/v1/balance", "My balance", "balance", b.BalanceOut, problems=_LIVE,
        description="Any live token of the user, WAITING or AVAILABLE."),
     Op("post", "/api/v1/balance/charges", "Add to my balance", "balance", b.BalanceOut, 201,
