@@ -20,13 +20,15 @@ LOCK_IDEMPOTENCY_KEY = 7302
 # -- catalogue ----------------------------------------------------------------------------
 SCHEDULE_CONCERT = "SELECT concert_id FROM concert_schedules WHERE id = $1"
 
+# From the counters (schedule_stock), never by counting seats. A hold that ran out counts once
+# the sweeper has freed it (within a tick).
 LIST_SCHEDULES = """
-SELECT sc.id, sc.concert_date, count(*) AS available_seats
+SELECT sc.id, sc.concert_date, sum(st.available)::bigint AS available_seats
 FROM concert_schedules sc
-JOIN concert_seats s ON s.schedule_id = sc.id
+JOIN schedule_stock st ON st.schedule_id = sc.id
 WHERE sc.concert_id = $1
-  AND (s.status = 'AVAILABLE' OR (s.status = 'PENDING' AND s.hold_expires_at <= now()))
 GROUP BY sc.id
+HAVING sum(st.available) > 0
 ORDER BY sc.concert_date, sc.id
 """
 
@@ -35,8 +37,17 @@ SELECT seat_number, price,
        CASE WHEN status = 'PENDING' AND hold_expires_at <= now() THEN 'AVAILABLE' ELSE status END
          AS status
 FROM concert_seats
-WHERE schedule_id = $1
+WHERE schedule_id = $1 AND seat_number BETWEEN $2 AND $3
 ORDER BY seat_number
+"""
+
+# What a seat map's answer depends on: the date's version (raised by every change of a seat)
+# and the holds that ran out since the sweeper last ran (lazy expiry changes the map without a
+# row changing). NULL version: no such date.
+SEAT_MAP_VERSION = """
+SELECT (SELECT sum(version) FROM schedule_stock WHERE schedule_id = $1) AS version,
+       (SELECT count(*) FROM concert_seats
+        WHERE schedule_id = $1 AND status = 'PENDING' AND hold_expires_at <= now()) AS ran_out
 """
 
 # Every date of a concert with what is on sale and the price range: what a waiter may preview.
@@ -381,9 +392,17 @@ async def preview_schedules(conn: Conn, concert_id: int) -> list[asyncpg.Record]
     return rows
 
 
-async def seat_map(conn: Conn, schedule_id: int) -> list[asyncpg.Record]:
-    rows: list[asyncpg.Record] = await conn.fetch(SEAT_MAP, schedule_id)
+async def seat_map(conn: Conn, schedule_id: int, first: int = 1,
+                   last: int = 2**31 - 1) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await conn.fetch(SEAT_MAP, schedule_id, first, last)
     return rows
+
+
+async def seat_map_version(conn: Conn, schedule_id: int) -> str:
+    """A token that changes whenever the date's seat map does."""
+    row = await conn.fetchrow(SEAT_MAP_VERSION, schedule_id)
+    assert row is not None
+    return f"{row['version'] or 0}.{row['ran_out']}"
 
 
 async def existing_seats(conn: Conn, schedule_id: int, numbers: Sequence[int]) -> set[int]:

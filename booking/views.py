@@ -27,6 +27,10 @@ from .schemas import (
 from .wire import bearer, path_id, read_json, reply
 
 IDEMPOTENCY_KEY = "Idempotency-Key"
+# Seat numbers are PostgreSQL integers.
+MAX_SEAT = 2**31 - 1
+# Seat maps this long are worth compressing (when the client accepts it).
+COMPRESS_FROM_SEATS = 50
 # "My bookings" lists this many of the newest reservations.
 MY_BOOKINGS_LIMIT = 200
 MAX_KEY_LENGTH = 64
@@ -56,9 +60,43 @@ async def seat_map(request: web.Request) -> web.Response:
     who.admitted()
     shop = request.app[BOOKING]
     who.check_concert(await shop.schedules.concert_of(shop.pool, schedule_id))
-    rows = await queries.seat_map(shop.pool, schedule_id)
-    return reply([SeatOut(seat_number=r["seat_number"], price=r["price"], status=r["status"])
-                  for r in rows])
+    first, last = _seat_range(request)
+    # The version first: the seats read after it are at least that new, so an ETag never claims
+    # more than its answer shows.
+    version = await queries.seat_map_version(shop.pool, schedule_id)
+    etag = f"{schedule_id}.{version}.{first}-{last}"
+    if etag in _if_none_match(request):
+        return web.Response(status=304, headers={"ETag": f'"{etag}"', "Cache-Control": "no-cache"})
+    rows = await queries.seat_map(shop.pool, schedule_id, first, last)
+    response = reply([SeatOut(seat_number=r["seat_number"], price=r["price"], status=r["status"])
+                      for r in rows])
+    response.headers["ETag"] = f'"{etag}"'
+    response.headers["Cache-Control"] = "no-cache"
+    if len(rows) >= COMPRESS_FROM_SEATS:
+        response.enable_compression()
+    return response
+
+
+def _seat_range(request: web.Request) -> tuple[int, int]:
+    """?from=&to= (seat numbers, both optional, inclusive)."""
+    bounds = []
+    for name, default in (("from", 1), ("to", MAX_SEAT)):
+        raw = request.query.get(name)
+        if raw is None:
+            bounds.append(default)
+        elif raw.isascii() and raw.isdigit() and 1 <= int(raw) <= MAX_SEAT:
+            bounds.append(int(raw))
+        else:
+            raise errors.ValidationFailed(f"{name} must be a seat number, 1 .. {MAX_SEAT}",
+                                          field=name)
+    if bounds[0] > bounds[1]:
+        raise errors.ValidationFailed("from must not be above to", field="from")
+    return bounds[0], bounds[1]
+
+
+def _if_none_match(request: web.Request) -> set[str]:
+    raw = request.headers.get("If-None-Match", "")
+    return {tag.strip().removeprefix("W/").strip('"') for tag in raw.split(",") if tag.strip()}
 
 
 # -- previews, while waiting ---------------------------------------------------------------

@@ -58,13 +58,17 @@ OPERATIONS: tuple[Op, ...] = (
     Op("get", "/ws/queue", "Live queue over a WebSocket (?token=...)", "waiting room",
        w.PositionFrame | w.AdmittedFrame | w.ExpiredFrame | w.SoldOutFrame, 101, auth=None,
        description="Server frames, one JSON object each: position, admitted, expired (then "
-                   "close), sold_out (the socket stays open; positions resume if seats come back). Close codes 4401 unknown or malformed token, 4410 expired token, "
+                   "close), sold_out (the socket stays open; positions resume if seats come "
+                   "back). Close codes 4401 unknown or malformed token, 4410 expired token, "
                    "1001 server going away. Clients may send {\"type\": \"ping\"}."),
     Op("get", "/api/v1/concerts/{concert_id}/schedules", "Dates with at least one seat on sale",
        "booking", list[b.ScheduleOut], problems=(*_TOKEN, (400, "validation_error"))),
     Op("get", "/api/v1/schedules/{schedule_id}/seats", "Seat map of one date", "booking",
        list[b.SeatOut], problems=(*_TOKEN, (400, "validation_error"), (404, "not_found")),
-       description="A seat whose hold ran out is AVAILABLE at once."),
+       description="A seat whose hold ran out is AVAILABLE at once. Optional ?from=&to= (seat "
+                   "numbers, inclusive) for a range. Answers carry an ETag: send it back in "
+                   "If-None-Match and an unchanged map answers 304 without being read. "
+                   "Compressed when the client accepts gzip or deflate."),
     Op("get", "/api/v1/concerts/{concert_id}/preview", "Dates, seats on sale and prices, while waiting",
        "booking", list[b.PreviewScheduleOut],
        problems=(*_LIVE, (403, "token_wrong_concert"), (400, "validation_error")),
