@@ -9,6 +9,10 @@ from collections.abc import AsyncIterator
 import asyncpg
 from aiohttp import web
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 import booking.views
 from booking.context import BOOKING, Booking
@@ -43,13 +47,22 @@ from .views import add_routes
 
 # How long a connection from the pool may be waited for before the request fails with 503.
 REDIS_POOL_TIMEOUT = 10
+# A Redis that does not accept a connection this fast is down: answer 503, never hang.
+REDIS_CONNECT_TIMEOUT = 2.0
+# Reconnections tried for one command (a restart closes every pooled connection at once).
+REDIS_RETRIES = 2
 # How long shutdown waits for the background loops to stop.
 STOP_TIMEOUT = 5
 
 
 def redis_client(url: str, max_connections: int) -> Redis:
-    pool = BlockingConnectionPool.from_url(url, max_connections=max_connections,
-                                           timeout=REDIS_POOL_TIMEOUT)
+    """A client whose pooled connections reconnect by themselves: after a Redis restart the
+    first command on a stale connection is retried on a new one, not failed."""
+    pool = BlockingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=REDIS_POOL_TIMEOUT,
+        socket_connect_timeout=REDIS_CONNECT_TIMEOUT,
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), REDIS_RETRIES),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError])
     return Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
 
 

@@ -27,9 +27,12 @@ _HTTP_CODES = {
     413: ("payload_too_large", "The body is too large"),
 }
 # A backing service that does not answer: the client may try again shortly.
+# (InterfaceError: a connection that PostgreSQL closed in the middle of a request.)
 _UNAVAILABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
-                asyncpg.exceptions.CannotConnectNowError,
-                asyncpg.exceptions.ConnectionDoesNotExistError, ConnectionError)
+                redis.exceptions.BusyLoadingError, redis.exceptions.TryAgainError,
+                asyncpg.exceptions.PostgresConnectionError, asyncpg.exceptions.InterfaceError,
+                asyncpg.exceptions.AdminShutdownError, asyncpg.exceptions.CrashShutdownError,
+                asyncpg.exceptions.TooManyConnectionsError, ConnectionError, TimeoutError)
 
 
 def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> web.Response:

@@ -78,13 +78,15 @@ def redis_binary() -> str:
 
 
 @contextlib.contextmanager
-def throwaway_redis() -> Iterator[str]:
-    """A private redis-server on a free loopback port; stopped and deleted on exit."""
+def throwaway_redis(appendonly: bool = False) -> Iterator[str]:
+    """A private redis-server on a free loopback port; stopped and deleted on exit. With
+    appendonly it keeps an AOF, as production should, so a restart keeps the queue."""
     with tempfile.TemporaryDirectory(prefix="wr-redis-") as tmp:
         port = free_port()
         proc = subprocess.Popen(
             [redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", tmp, "--maxclients", "10000"],
+             "--appendonly", "yes" if appendonly else "no", "--dir", tmp,
+             "--maxclients", "10000"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         url = f"redis://127.0.0.1:{port}/0"
         try:
@@ -133,7 +135,7 @@ def services(redis_url: str | None = None, database_url: str | None = None) -> I
     database_url = database_url if database_url is not None else os.environ.get("DATABASE_URL")
     with contextlib.ExitStack() as stack:
         if not redis_reachable(redis_url):
-            redis_url = stack.enter_context(throwaway_redis())
+            redis_url = stack.enter_context(throwaway_redis(appendonly=True))
         if not postgres_reachable(database_url):
             database_url = stack.enter_context(throwaway_postgres())
         assert redis_url is not None and database_url is not None

@@ -1,0 +1,111 @@
+"""Parts fail and come back: a Redis restart (with AOF) loses no token and no place, every call
+that needs Redis answers 503 with Retry-After while it is down, and the processes reconnect on
+their own."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.conftest import Spawn, eventually
+from waitingroom.servers import free_port, redis_binary
+
+ADMIN = {"Authorization": "Bearer k"}
+
+
+class RedisServer:
+    """A redis-server of this test's own, with AOF, that the test may stop and start again."""
+
+    def __init__(self, folder: Path) -> None:
+        self.port, self.folder = free_port(), folder
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.folder)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while subprocess.run([redis_binary().replace("redis-server", "redis-cli"), "-p",
+                              str(self.port), "ping"], capture_output=True).stdout.strip() != b"PONG":
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        assert self.proc is not None
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    if server.proc is not None and server.proc.poll() is None:
+        server.stop()
+
+
+async def _poll(s: aiohttp.ClientSession, url: str, token: str) -> tuple[int, dict[str, Any], float]:
+    started = time.monotonic()
+    async with s.get(url + "/api/v1/queue", headers={"Authorization": f"Bearer {token}"}) as r:
+        return r.status, dict(r.headers) | {"_body": await r.json()}, time.monotonic() - started
+
+
+async def test_a_redis_restart_loses_no_place(spawn: Spawn, add_concert: Any,
+                                              own_redis: RedisServer) -> None:
+    await add_concert()
+    env = {"REDIS_URL": own_redis.url, "WAIT_GRACE": "60"}
+    web = await spawn("web", **env)
+    await spawn("admitter", **env)
+    async with aiohttp.ClientSession() as s:
+        async with s.patch(web.url + "/admin/concerts/1/queue", headers=ADMIN,
+                           json={"paused": True}) as r:
+            assert r.status == 200
+        tokens = []
+        for user in range(1, 21):
+            async with s.post(web.url + "/api/v1/concerts/1/queue", json={"user_id": user}) as r:
+                tokens.append((await r.json())["token"])
+        ws = await s.ws_connect(f"{web.url}/ws/queue?token={tokens[9]}")
+        assert (await ws.receive_json(timeout=5))["position"] == 10
+
+        own_redis.stop()
+        status, headers, took = await _poll(s, web.url, tokens[0])
+        assert status == 503 and headers["Retry-After"] == "1" and took < 5
+        assert headers["_body"]["code"] == "service_unavailable"
+        async with s.get(web.url + "/readyz") as r:
+            assert r.status == 503
+        own_redis.start()
+
+        async def ready() -> bool:
+            async with s.get(web.url + "/readyz") as r:
+                return r.status == 200
+
+        await eventually(ready, timeout=15)
+        # At once, from every pooled connection: no stale connection fails a request.
+        polls = await asyncio.gather(*(_poll(s, web.url, t) for t in tokens * 3))
+        assert [p[0] for p in polls] == [200] * 60
+        positions = [p[1]["_body"]["position"] for p in polls[:20]]
+        assert positions == list(range(1, 21))  # every token and place kept, in order
+        # The settings survived too: the queue is still paused, nobody was admitted.
+        async with s.get(web.url + "/admin/concerts/1/queue", headers=ADMIN) as r:
+            figures = await r.json()
+        assert figures["paused"] is True and figures["admitted_total"] == 0
+        # The open socket is served again once positions move.
+        async with s.delete(web.url + "/api/v1/queue",
+                            headers={"Authorization": f"Bearer {tokens[0]}"}) as r:
+            assert r.status == 204
+        frame = await ws.receive_json(timeout=10)
+        assert frame == {"type": "position", "position": 9, "eta_seconds": None, "admit_rate": 10.0}
+        await ws.close()
