@@ -23,8 +23,8 @@ ADMIN = {"Authorization": "Bearer k"}
 class RedisServer:
     """A redis-server of this test's own, with AOF, that the test may stop and start again."""
 
-    def __init__(self, folder: Path) -> None:
-        self.port, self.folder = free_port(), folder
+    def __init__(self, folder: Path, appendonly: bool = True) -> None:
+        self.port, self.folder, self.appendonly = free_port(), folder, appendonly
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -34,7 +34,8 @@ class RedisServer:
     def start(self) -> None:
         self.proc = subprocess.Popen(
             [redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.folder)],
+             "--appendonly", "yes" if self.appendonly else "no", "--appendfsync", "always",
+             "--dir", str(self.folder)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while subprocess.run([redis_binary().replace("redis-server", "redis-cli"), "-p",
@@ -109,3 +110,52 @@ async def test_a_redis_restart_loses_no_place(spawn: Spawn, add_concert: Any,
         frame = await ws.receive_json(timeout=10)
         assert frame == {"type": "position", "position": 9, "eta_seconds": None, "admit_rate": 10.0}
         await ws.close()
+
+
+async def test_redis_back_empty_restores_settings_and_tells_sockets(spawn: Spawn, add_concert: Any,
+                                                                    tmp_path: Path) -> None:
+    amnesiac = RedisServer(tmp_path, appendonly=False)
+    amnesiac.start()
+    try:
+        await add_concert()
+        env = {"REDIS_URL": amnesiac.url, "WAIT_GRACE": "60"}
+        web = await spawn("web", **env)
+        await spawn("admitter", **env)
+        async with aiohttp.ClientSession() as s:
+            async with s.patch(web.url + "/admin/concerts/1/queue", headers=ADMIN,
+                               json={"paused": True, "admit_rate": 2.5}) as r:
+                assert r.status == 200
+            tokens = []
+            for user in range(1, 6):
+                async with s.post(web.url + "/api/v1/concerts/1/queue", json={"user_id": user}) as r:
+                    tokens.append((await r.json())["token"])
+            ws = await s.ws_connect(f"{web.url}/ws/queue?token={tokens[2]}")
+            assert (await ws.receive_json(timeout=5))["position"] == 3
+            amnesiac.stop()
+            amnesiac.start()  # no AOF: it comes back empty
+            # The socket is told its token is gone, never shown another queue's positions.
+            while True:
+                msg = await ws.receive(timeout=10)
+                if msg.type == aiohttp.WSMsgType.TEXT:
+                    assert msg.json()["type"] != "position", msg.data
+                    continue
+                break
+            assert ws.close_code == 4401
+            status, headers, _ = await _poll(s, web.url, tokens[0])
+            assert (status, headers["_body"]["code"]) == (401, "token_invalid")
+
+            async def restored() -> bool:
+                async with s.get(web.url + "/admin/concerts/1/queue", headers=ADMIN) as r:
+                    figures = await r.json()
+                    return bool(figures["paused"]) and figures["admit_rate"] == 2.5
+
+            await eventually(restored, timeout=10)
+            # Joining again works, and nobody is admitted on a concert the operator paused.
+            async with s.post(web.url + "/api/v1/concerts/1/queue", json={"user_id": 1}) as r:
+                assert r.status == 201
+            await asyncio.sleep(0.5)  # several admitter ticks (0.1 s each)
+            async with s.get(web.url + "/admin/concerts/1/queue", headers=ADMIN) as r:
+                assert (await r.json())["admitted_total"] == 0
+    finally:
+        if amnesiac.proc is not None and amnesiac.proc.poll() is None:
+            amnesiac.stop()

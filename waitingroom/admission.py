@@ -69,6 +69,20 @@ async def count_stock(queues: Queues, pool: asyncpg.Pool, check: bool) -> None:
     await queues.record_on_sale(counts)
 
 
+async def restore_settings(queues: Queues, pool: asyncpg.Pool) -> None:
+    """Settings Redis lost (it came back empty) come back from PostgreSQL before anyone is
+    admitted at the defaults."""
+    try:
+        saved = [(r["concert_id"], r["admit_rate"], r["max_active"], r["paused"])
+                 for r in await queries.queue_settings(pool)]
+    except (OSError, asyncpg.PostgresError) as e:
+        log.warning("could not read the queue settings: %r", e)
+        return
+    restored = await queues.restore(saved)
+    if restored:
+        log.warning("restored the settings of %s concerts to Redis", restored)
+
+
 async def tick(queues: Queues, pool: asyncpg.Pool | None,
                check_stock: bool = False) -> dict[int, Admission]:
     # Admission first, so that its timing does not depend on how long the sweeps take; the
@@ -76,6 +90,8 @@ async def tick(queues: Queues, pool: asyncpg.Pool | None,
     # on sale are counted after the sweep, so that holds that ran out count as on sale again.
     outcomes = {}
     try:
+        if pool is not None:
+            await restore_settings(queues, pool)
         for cid in await queues.concert_ids():
             outcomes[cid] = await admit_concert(queues, pool, cid)
         await reap_dead_processes(queues)

@@ -14,7 +14,7 @@ import time
 
 from .lease import Lease
 from .queue import Queues
-from .sockets import ConcertView, Sockets, Waiter
+from .sockets import CLOSE_UNKNOWN, ConcertView, Sockets, Waiter
 from .ticker import every
 
 # A tick hands the event loop back this often (sockets), so other work is never held up long.
@@ -54,6 +54,11 @@ class PositionTick:
                     # Let admissions and expiries from pub/sub through: they must not wait
                     # for a tick over tens of thousands of sockets.
                     await asyncio.sleep(0)
+                if waiter.ticket > snap.issued:
+                    # Redis came back without its data: this token is gone, and the queue the
+                    # snapshot describes is another one. Say so; never show its positions.
+                    self.sockets.close(waiter, CLOSE_UNKNOWN, b"the queue was reset; join again")
+                    continue
                 if waiter.waiting:
                     pos = view.position(waiter.ticket)
                     if pos <= 0:

@@ -25,6 +25,31 @@ WHERE token = ANY($1::uuid[]) AND state = 'AVAILABLE'
 """
 
 
+# Only the fields given change; the others keep what they were (NULL: the default).
+SAVE_QUEUE_SETTINGS = """
+INSERT INTO queue_settings AS q (concert_id, admit_rate, max_active, paused)
+VALUES ($1, $2, $3, $4)
+ON CONFLICT (concert_id) DO UPDATE
+SET admit_rate = coalesce(EXCLUDED.admit_rate, q.admit_rate),
+    max_active = coalesce(EXCLUDED.max_active, q.max_active),
+    paused = coalesce(EXCLUDED.paused, q.paused),
+    updated_at = now()
+"""
+
+QUEUE_SETTINGS = "SELECT concert_id, admit_rate, max_active, paused FROM queue_settings"
+
+
+async def save_queue_settings(conn: asyncpg.Pool | asyncpg.Connection, concert_id: int,
+                              admit_rate: float | None, max_active: int | None,
+                              paused: bool | None) -> None:
+    await conn.execute(SAVE_QUEUE_SETTINGS, concert_id, admit_rate, max_active, paused)
+
+
+async def queue_settings(conn: asyncpg.Pool | asyncpg.Connection) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await conn.fetch(QUEUE_SETTINGS)
+    return rows
+
+
 async def list_concerts(conn: asyncpg.Pool | asyncpg.Connection) -> list[asyncpg.Record]:
     rows: list[asyncpg.Record] = await conn.fetch(LIST_CONCERTS)
     return rows

@@ -77,6 +77,7 @@ class Snapshot:
     depseq: int
     departed: list[int]  # tickets; all of them when asked with seq None, else those after seq
     rate: RateInfo
+    issued: int  # the highest ticket ever issued: below a socket's own, Redis lost the queue
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -232,6 +233,7 @@ class Queues:
                 k = ConcertKeys(concert_id)
                 pipe.hmget(k.state, "cursor", "depseq", "rate", "on_sale")
                 pipe.hmget(k.config, "admit_rate", "paused")
+                pipe.get(k.seq)
                 if seq is None:
                     pipe.zrange(k.departed, 0, -1)
                 else:
@@ -239,9 +241,10 @@ class Queues:
             raw = await pipe.execute()
         out = []
         for i in range(len(wanted)):
-            (cursor, depseq, measured, on_sale), (cfg_rate, paused), departed = raw[3 * i:3 * i + 3]
+            (cursor, depseq, measured, on_sale), (cfg_rate, paused), issued, departed = (
+                raw[4 * i:4 * i + 4])
             out.append(Snapshot(_int(cursor), _int(depseq), [int(t) for t in departed],
-                                self._rate(cfg_rate, paused, measured, on_sale)))
+                                self._rate(cfg_rate, paused, measured, on_sale), _int(issued)))
         return out
 
     # -- rate limits -----------------------------------------------------------------------
@@ -312,6 +315,23 @@ class Queues:
                     pipe.expire(keys.token_index(token), s.token_retention)
                 await pipe.execute()
         return out
+
+    async def restore(self, saved: Sequence[tuple[int, float | None, int | None, bool | None]]) -> int:
+        """Put back the operator's settings of concerts whose live configuration Redis lost
+        (it came back empty); returns how many concerts were restored."""
+        if not saved:
+            return 0
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for concert_id, *_ in saved:
+                pipe.exists(ConcertKeys(concert_id).config)
+            present = await pipe.execute()
+        restored = 0
+        for (concert_id, admit_rate, max_active, paused), exists in zip(saved, present, strict=True):
+            if not exists and (admit_rate, max_active, paused) != (None, None, None):
+                await self.configure(concert_id, admit_rate=admit_rate, max_active=max_active,
+                                     paused=paused)
+                restored += 1
+        return restored
 
     # -- seats on sale -----------------------------------------------------------------------
     async def record_on_sale(self, counts: dict[int, int]) -> None:

@@ -14,7 +14,7 @@ from booking.errors import NotFound, ServiceUnavailable
 from booking.schemas import CHARGE_MAX, CHARGE_MIN
 from booking.wire import bearer, path_id, read_json, reply
 
-from . import errors
+from . import errors, queries
 from .appkeys import CONCERTS, IDENTITIES, METRICS, PG, QUEUES, SETTINGS
 from .identity import sign
 from .queue import Ticket
@@ -154,11 +154,13 @@ async def admin_patch_queue(request: web.Request) -> web.Response:
     concert_id = path_id(request, "concert_id")
     patch = await read_json(request, QueuePatch)
     await request.app[CONCERTS].require(concert_id)
-    await request.app[QUEUES].configure(
-        concert_id,
-        admit_rate=None if patch.admit_rate is msgspec.UNSET else patch.admit_rate,
-        max_active=None if patch.max_active is msgspec.UNSET else patch.max_active,
-        paused=None if patch.paused is msgspec.UNSET else patch.paused)
+    admit_rate = None if patch.admit_rate is msgspec.UNSET else patch.admit_rate
+    max_active = None if patch.max_active is msgspec.UNSET else patch.max_active
+    paused = None if patch.paused is msgspec.UNSET else patch.paused
+    # PostgreSQL first: it is what restores Redis if Redis comes back empty.
+    await queries.save_queue_settings(request.app[PG], concert_id, admit_rate, max_active, paused)
+    await request.app[QUEUES].configure(concert_id, admit_rate=admit_rate, max_active=max_active,
+                                        paused=paused)
     return await _admin_figures(request, concert_id)
 
 
