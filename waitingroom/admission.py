@@ -13,7 +13,7 @@ import asyncpg
 from booking import queries as queries_booking
 from booking import sweeper
 
-from . import queries
+from . import queries, tokenlog
 from .gate import QueueGate
 from .queue import Admission, Queues
 from .ticker import every
@@ -24,20 +24,11 @@ log = logging.getLogger(__name__)
 async def admit_concert(queues: Queues, pool: asyncpg.Pool | None, concert_id: int) -> Admission:
     """One admission tick of one concert: admit, time out, drop; tell sockets; write audit rows."""
     out = await queues.admit(concert_id)
-    if pool is not None and (out.admitted or out.timed_out):
-        try:
-            async with pool.acquire() as conn:
-                if out.admitted:
-                    async with conn.transaction():
-                        await queries.record_admitted(
-                            conn, concert_id, out.admitted_tokens,
-                            [a.user_id for a in out.admitted], [a.ticket for a in out.admitted],
-                            out.deadline_ms)
-                if out.timed_out:
-                    await queries.record_expired(conn, out.timed_out, "timeout")
-        except (OSError, asyncpg.PostgresError) as e:
-            # Admission already happened in Redis; the audit rows are best effort.
-            log.warning("could not record admissions of concert %s: %r", concert_id, e)
+    if out.admitted or out.timed_out:
+        # Admission already happened in Redis; its rows follow now, or once PostgreSQL is back.
+        await tokenlog.record(queues, pool, tokenlog.TokenChange(
+            concert_id, [(a.token, a.user_id, a.ticket) for a in out.admitted], out.deadline_ms,
+            out.timed_out, "timeout" if out.timed_out else None))
     return out
 
 
@@ -92,6 +83,7 @@ async def tick(queues: Queues, pool: asyncpg.Pool | None,
     try:
         if pool is not None:
             await restore_settings(queues, pool)
+            await tokenlog.catch_up(queues, pool)
         for cid in await queues.concert_ids():
             outcomes[cid] = await admit_concert(queues, pool, cid)
         await reap_dead_processes(queues)

@@ -49,10 +49,20 @@ from .views import add_routes
 REDIS_POOL_TIMEOUT = 10
 # A Redis that does not accept a connection this fast is down: answer 503, never hang.
 REDIS_CONNECT_TIMEOUT = 2.0
+# PostgreSQL: seconds to connect, and the longest any statement may run.
+PG_CONNECT_TIMEOUT = 5.0
+PG_COMMAND_TIMEOUT = 15.0
 # Reconnections tried for one command (a restart closes every pooled connection at once).
 REDIS_RETRIES = 2
 # How long shutdown waits for the background loops to stop.
 STOP_TIMEOUT = 5
+
+
+async def pg_pool(url: str, max_size: int) -> asyncpg.Pool:
+    """A pool that gives up fast when PostgreSQL is down (503, never a hang) and replaces the
+    connections a restart closed by itself."""
+    return await asyncpg.create_pool(url, min_size=1, max_size=max_size, timeout=PG_CONNECT_TIMEOUT,
+                                     command_timeout=PG_COMMAND_TIMEOUT)
 
 
 def redis_client(url: str, max_connections: int) -> Redis:
@@ -77,8 +87,7 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
 
 async def _postgres(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    pool = await asyncpg.create_pool(settings.database_url, min_size=1,
-                                     max_size=settings.pg_pool_size)
+    pool = await pg_pool(settings.database_url, settings.pg_pool_size)
     app[PG] = pool
     app[CONCERTS] = ConcertDirectory(pool)
     app[BOOKING] = Booking(pool, QueueGate(app[QUEUES], pool), settings.booking)

@@ -86,16 +86,14 @@ async def serve_web(settings: Settings, host: str, port: int, reuse_port: bool) 
 
 
 async def serve_admitter(settings: Settings) -> None:
-    import asyncpg
 
     from . import admission
-    from .app import redis_client
+    from .app import pg_pool, redis_client
     from .queue import Queues
 
     async def start() -> Callable[[], Awaitable[None]]:
         redis = redis_client(settings.redis_url, settings.admitter_redis_pool_size)
-        pool = await asyncpg.create_pool(settings.database_url, min_size=1,
-                                         max_size=settings.admitter_pg_pool_size)
+        pool = await pg_pool(settings.database_url, settings.admitter_pg_pool_size)
         task = asyncio.create_task(admission.run(Queues(redis, settings), pool))
         print("waitingroom admitter running", flush=True)
 

@@ -8,6 +8,7 @@ import redis.exceptions
 from booking.errors import ServiceUnavailable
 from booking.gate import Holder
 
+from . import tokenlog
 from .queue import Queues
 
 
@@ -24,6 +25,10 @@ class QueueGate:
 
     async def complete(self, token: str) -> None:
         try:
-            await self.queues.end(token, "completed", self.pool, only="AVAILABLE")
+            concert_id, before = await self.queues.end(token, "completed", only="AVAILABLE")
+            if before.state == "AVAILABLE":
+                await tokenlog.record(self.queues, self.pool,
+                                      tokenlog.TokenChange(concert_id, expired=[token],
+                                                           reason="completed"))
         except (redis.exceptions.RedisError, OSError) as e:
             raise ServiceUnavailable(f"The queue is not answering: {e!r}") from e

@@ -9,6 +9,8 @@ PREFIX = "wr"
 TOKEN_INDEX = PREFIX + ":tk:{token}"
 # Concerts that have ever had a queue; the admitter ticks each of them.
 CONCERTS = PREFIX + ":concerts"
+# waiting_token changes that wait for PostgreSQL to come back (a list of JSON records).
+DEFERRED = PREFIX + ":deferred"
 # Web process leases: member process id, score lease deadline (ms, Redis clock).
 PROCS = PREFIX + ":procs"
 # Pub/sub channel of one concert's queue events.

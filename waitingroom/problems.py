@@ -35,6 +35,24 @@ _UNAVAILABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
                 asyncpg.exceptions.TooManyConnectionsError, ConnectionError, TimeoutError)
 
 
+# SQLSTATE classes that mean "the database is not there right now": connection exceptions,
+# operator intervention (shutdown, restart), insufficient resources (too many connections).
+_UNAVAILABLE_SQLSTATES = ("08", "57", "53")
+
+
+def unavailable(e: BaseException) -> bool:
+    """Whether this failure is a backing service not answering (503), not a bug."""
+    if isinstance(e, _UNAVAILABLE):
+        return True
+    if isinstance(e, asyncpg.PostgresError):
+        state = e.sqlstate or ""
+        # 55000 at connect: a database that is not accepting connections (being restored,
+        # or taken offline by its operator).
+        return state[:2] in _UNAVAILABLE_SQLSTATES or (
+            state == "55000" and "accepting connections" in str(e))
+    return False
+
+
 def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> web.Response:
     body = Problem(type=PROBLEM_TYPE + code, title=title, status=status, detail=detail, code=code,
                    **extra)
@@ -73,11 +91,11 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         if e.status < 400:
             raise
         return _http(e)
-    except _UNAVAILABLE as e:
-        log.warning("backing service unavailable: %r", e)
-        return _domain(ServiceUnavailable("Try again in a moment"))
     except asyncpg.IntegrityConstraintViolationError as e:
         mapped = from_violation(e)
         return _domain(mapped) if mapped is not None else _bug(request, e)
-    except Exception as e:  # a bug: the client still gets a problem, the log the traceback
-        return _bug(request, e)
+    except Exception as e:
+        if unavailable(e):
+            log.warning("backing service unavailable: %r", e)
+            return _domain(ServiceUnavailable("Try again in a moment"))
+        return _bug(request, e)  # a bug: the client still gets a problem, the log the traceback

@@ -13,7 +13,6 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-import asyncpg
 import msgspec
 from redis.asyncio import Redis
 from redis.typing import EncodableT, FieldT
@@ -21,7 +20,7 @@ from redis.typing import EncodableT, FieldT
 from booking.errors import TokenInvalid
 from booking.gate import TokenState
 
-from . import keys, queries
+from . import keys
 from .keys import ConcertKeys
 from .records import STATE_CODES, ExpiryReason, RateInfo, TokenRecord, text
 from .schemas import AdmittedEvent, AnyEvent, ExpiredEvent, SoldOutEvent
@@ -171,11 +170,11 @@ class Queues:
             raise TokenInvalid()
         return concert_id, TokenRecord.parse(raw)
 
-    async def end(self, token: str, reason: ExpiryReason, pool: asyncpg.Pool | None = None,
+    async def end(self, token: str, reason: ExpiryReason,
                   only: TokenState | None = None) -> tuple[int, TokenRecord]:
         """Expire a live token (only if it is in state `only`, when given) and tell its sockets.
 
-        Returns the record as it was before. Records the audit row of an admitted token.
+        Returns the record as it was before (an AVAILABLE one ended now: see tokenlog).
         """
         concert_id = await self.concert_of(token)
         raw = await self.scripts.leave(keys=concert_keys(concert_id),
@@ -186,8 +185,6 @@ class Queues:
         if before.state != "EXPIRED" and only in (None, before.state):
             await self.redis.expire(keys.token_index(token), self.settings.token_retention)
             await self.publish(concert_id, ExpiredEvent(tokens=[token], reason=reason))
-            if pool is not None and before.state == "AVAILABLE":
-                await queries.record_expired(pool, [token], reason)
         return concert_id, before
 
     # -- sockets holding tokens ----------------------------------------------------------
@@ -332,6 +329,20 @@ class Queues:
                                      paused=paused)
                 restored += 1
         return restored
+
+    # -- changes waiting for PostgreSQL ------------------------------------------------------
+    async def defer(self, blob: bytes) -> None:
+        await self.redis.rpush(keys.DEFERRED, blob)
+
+    async def take_deferred(self, count: int) -> list[bytes]:
+        """Up to count of the oldest deferred changes, taken off the list."""
+        taken: list[bytes] | None = await self.redis.lpop(keys.DEFERRED, count)  # type: ignore[assignment]
+        return list(taken or [])
+
+    async def put_back(self, blobs: Sequence[bytes]) -> None:
+        """Return changes that could not be written yet, at the head, in their order."""
+        if blobs:
+            await self.redis.lpush(keys.DEFERRED, *reversed(blobs))
 
     # -- seats on sale -----------------------------------------------------------------------
     async def record_on_sale(self, counts: dict[int, int]) -> None:

@@ -14,7 +14,7 @@ from booking.errors import NotFound, ServiceUnavailable
 from booking.schemas import CHARGE_MAX, CHARGE_MIN
 from booking.wire import bearer, path_id, read_json, reply
 
-from . import errors, queries
+from . import errors, queries, tokenlog
 from .appkeys import CONCERTS, IDENTITIES, METRICS, PG, QUEUES, SETTINGS
 from .identity import sign
 from .queue import Ticket
@@ -93,7 +93,11 @@ async def queue_status(request: web.Request) -> web.Response:
 
 async def leave(request: web.Request) -> web.Response:
     token = bearer(request)
-    await request.app[QUEUES].end(token, "left", request.app[PG])
+    queues = request.app[QUEUES]
+    concert_id, before = await queues.end(token, "left")
+    if before.state == "AVAILABLE":
+        await tokenlog.record(queues, request.app[PG],
+                              tokenlog.TokenChange(concert_id, expired=[token], reason="left"))
     return web.Response(status=204)
 
 

@@ -1,0 +1,69 @@
+"""PostgreSQL away and back: booking answers 503 with Retry-After, the queue keeps working, the
+pool recovers by itself, and admissions made meanwhile reach the waiting_token table."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from urllib.parse import urlsplit
+
+import asyncpg
+import pytest
+
+from tests.booking_support import Shop, make_shop, shop  # noqa: F401
+from tests.conftest import eventually
+from waitingroom import admission
+from waitingroom.appkeys import PG
+from waitingroom.servers import with_database
+
+Outage = Callable[[bool], Awaitable[None]]
+
+
+@pytest.fixture
+async def outage(database_url: str) -> AsyncIterator[Outage]:
+    """outage(True): the test database refuses connections and loses the ones it had, as if its
+    server had stopped (the machine's server itself stays up); outage(False): back."""
+    name = urlsplit(database_url).path.lstrip("/")
+    admin = await asyncpg.connect(with_database(database_url, "postgres"))
+
+    async def set_away(away: bool) -> None:
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {"false" if away else "true"}')
+        if away:
+            await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                                " WHERE datname = $1 AND pid <> pg_backend_pid()", name)
+
+    yield set_away
+    await set_away(False)
+    await admin.close()
+
+
+async def test_booking_503_while_away_queue_goes_on_rows_catch_up(shop: Shop, outage: Outage) -> None:
+    concert_id, (s1,) = await shop.concert(seats=4)
+    buyer = await shop.buyer(concert_id, 1)
+    waiter = await shop.join(concert_id, 2)
+    await outage(True)
+    try:
+        held = await shop.call("POST", "/api/v1/reservations", buyer,
+                               json={"schedule_id": s1, "quantity": 1})
+        assert (held.status, held.body["code"]) == (503, "service_unavailable")
+        charge = await shop.call("POST", "/api/v1/balance/charges", buyer, json={"amount": 5})
+        assert charge.status == 503
+        # The queue does not need PostgreSQL: polls answer, and admission goes on.
+        assert (await shop.call("GET", "/api/v1/queue", waiter)).status == 200
+        await admission.tick(shop.queues, shop.client.app[PG])
+        _, record = await shop.queues.lookup(waiter)
+        assert record.state == "AVAILABLE"
+        assert len(await shop.queues.redis.lrange("wr:deferred", 0, -1)) == 1
+    finally:
+        await outage(False)
+
+    async def recovered() -> bool:
+        answer = await shop.call("POST", "/api/v1/reservations", buyer,
+                                 json={"schedule_id": s1, "quantity": 1})
+        return answer.status == 201
+
+    await eventually(recovered, timeout=15)  # the pool recovers without a restart
+    await admission.tick(shop.queues, shop.pg)
+    state = await shop.pg.fetchval("SELECT state FROM waiting_token WHERE token = $1::uuid", waiter)
+    assert state == "AVAILABLE"  # the admission made while away reached the table
+    assert await shop.queues.redis.llen("wr:deferred") == 0
+    await shop.audit()

@@ -1,0 +1,68 @@
+"""The waiting_token table: a row for every admitted token, and how it ended. Written as it
+happens; while PostgreSQL is away the changes wait in Redis and are written once it is back."""
+
+from __future__ import annotations
+
+import logging
+
+import asyncpg
+import msgspec
+
+from . import queries
+from .queue import Queues
+from .records import ExpiryReason
+
+log = logging.getLogger(__name__)
+
+# Deferred changes written per tick once PostgreSQL is back.
+CATCH_UP_BATCH = 100
+
+_encode = msgspec.json.Encoder().encode
+
+
+class TokenChange(msgspec.Struct, array_like=True):
+    concert_id: int
+    admitted: list[tuple[str, int, int]] = []  # (token, user id, ticket)
+    deadline_ms: int = 0
+    expired: list[str] = []
+    reason: ExpiryReason | None = None
+
+
+_decode = msgspec.json.Decoder(TokenChange).decode
+
+
+async def write(pool: asyncpg.Pool, change: TokenChange) -> None:
+    async with pool.acquire() as conn, conn.transaction():
+        if change.admitted:
+            await queries.record_admitted(
+                conn, change.concert_id, [t for t, _, _ in change.admitted],
+                [u for _, u, _ in change.admitted], [n for _, _, n in change.admitted],
+                change.deadline_ms)
+        if change.expired and change.reason is not None:
+            await queries.record_expired(conn, change.expired, change.reason)
+
+
+async def record(queues: Queues, pool: asyncpg.Pool | None, change: TokenChange) -> None:
+    """Write the change now, or keep it for when PostgreSQL answers again."""
+    if pool is not None:
+        try:
+            await write(pool, change)
+            return
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:  # away, or refusing
+            log.warning("PostgreSQL is away: keeping token changes of concert %s for later: %r",
+                        change.concert_id, e)
+    await queues.defer(_encode(change))
+
+
+async def catch_up(queues: Queues, pool: asyncpg.Pool) -> int:
+    """Write what waited while PostgreSQL was away; returns how many changes were written."""
+    blobs = await queues.take_deferred(CATCH_UP_BATCH)
+    for i, blob in enumerate(blobs):
+        try:
+            await write(pool, _decode(blob))
+        except msgspec.DecodeError:
+            log.error("dropped an unreadable deferred token change: %r", blob[:100])
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            await queues.put_back(blobs[i:])
+            return i
+    return len(blobs)
