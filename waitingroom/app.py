@@ -36,6 +36,7 @@ from .headers import secure_headers
 from .identity import Identities
 from .lease import Lease
 from .listener import listen
+from .logs import request_id_middleware
 from .metrics import Metrics
 from .positions import PositionTick
 from .problems import problem_middleware
@@ -129,7 +130,8 @@ def create_app(settings: Settings) -> web.Application:
     """A web process: public API, WebSockets, admin API. Opens its pools when started.
 
     ConfigError if it could not check who joins (see Settings.check_web)."""
-    app = web.Application(middlewares=[problem_middleware, rate_limit_middleware],
+    app = web.Application(middlewares=[request_id_middleware, problem_middleware,
+                                       rate_limit_middleware],
                           client_max_size=settings.max_body)
     app[SETTINGS] = settings
     app[IDENTITIES] = Identities.from_settings(settings)

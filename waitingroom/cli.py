@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import uvloop
 
+from . import logs
 from .settings import ConfigError, Settings
 
 log = logging.getLogger("waitingroom")
@@ -229,8 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(os.environ.get("LOG_LEVEL", "INFO"), os.environ.get("LOG_FORMAT", "text"))
     if args.command == "dev":
         return dev(args)
     if args.command == "identity":

@@ -14,6 +14,7 @@ from aiohttp import web
 from booking.errors import DomainError, ServiceUnavailable, from_violation
 from booking.wire import encode
 
+from .logs import request_id
 from .schemas import Problem
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,8 @@ def unavailable(e: BaseException) -> bool:
 
 
 def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> web.Response:
+    """A problem+json answer; it names the request's id (as its log lines do) when there is one."""
+    extra.setdefault("request_id", request_id.get())
     body = Problem(type=PROBLEM_TYPE + code, title=title, status=status, detail=detail, code=code,
                    **extra)
     return web.Response(status=status, body=encode(body), content_type="application/problem+json")
@@ -75,10 +78,10 @@ def _http(e: web.HTTPException) -> web.Response:
 
 
 def _bug(request: web.Request, e: BaseException) -> web.Response:
-    request_id = uuid.uuid4().hex
-    log.error("request %s: %s %s failed", request_id, request.method, request.path, exc_info=e)
+    rid = request_id.get() or uuid.uuid4().hex[:16]
+    log.error("request %s: %s %s failed", rid, request.method, request.path, exc_info=e)
     return problem(500, "internal_error", "Something went wrong on our side",
-                   f"Quote request id {request_id} when you report it", request_id=request_id)
+                   f"Quote request id {rid} when you report it", request_id=rid)
 
 
 @web.middleware

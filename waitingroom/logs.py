@@ -1,0 +1,53 @@
+"""Logging: plain text for people (the default), or one JSON object per line for machines
+(LOG_FORMAT=json); every line written while a request is handled carries its request id."""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import uuid
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+from pythonjsonlogger.json import JsonFormatter
+
+# The id of the request being handled, for every log line of it and its problem answer.
+request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s%(request)s: %(message)s"
+
+
+class RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        rid = request_id.get()
+        record.request_id = rid
+        record.request = f" [{rid}]" if rid else ""
+        return True
+
+
+def configure(level: str, fmt: str) -> None:
+    """Set up the root logger: fmt is "text" or "json"."""
+    handler = logging.StreamHandler()
+    handler.addFilter(RequestIdFilter())
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter(
+            "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
+            rename_fields={"levelname": "level", "asctime": "time", "name": "logger"}))
+    else:
+        handler.setFormatter(logging.Formatter(TEXT_FORMAT))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+@web.middleware
+async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Give the request an id (X-Request-Id), in its log lines and its answer's header."""
+    rid = uuid.uuid4().hex[:16]
+    token = request_id.set(rid)
+    try:
+        response = await handler(request)
+    finally:
+        request_id.reset(token)
+    if not response.prepared:  # a WebSocket's headers went out with its upgrade
+        response.headers["X-Request-Id"] = rid
+    return response
