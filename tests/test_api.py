@@ -213,9 +213,16 @@ async def test_operations_endpoints(client: AppClient, add_concert: AddConcert) 
     assert (await client.get("/readyz")).status == 200
     cid = await add_concert()
     await client.post(f"/api/v1/concerts/{cid}/queue", json={"user_id": 1})
+    await client.get("/api/v1/queue")  # a problem: token_missing
     text = await (await client.get("/metrics")).text()
     assert 'waitingroom_joins_total{result="new"} 1.0' in text
     assert "waitingroom_sockets 0.0" in text
+    assert f'waitingroom_queue_waiting{{concert_id="{cid}"}} 1.0' in text
+    assert f'waitingroom_queue_sold_out{{concert_id="{cid}"}} 0.0' in text
+    assert 'waitingroom_problems_total{code="token_missing"} 1.0' in text
+    assert ('waitingroom_http_request_duration_seconds_count{method="POST",'
+            'route="/api/v1/concerts/{concert_id}/queue",status="201"} 1.0') in text
+    assert 'waitingroom_pg_connections{state="in_use"}' in text
 
 
 async def test_redis_down_is_503_not_500(aiohttp_client: AiohttpClient, make_settings: MakeSettings,

@@ -37,7 +37,7 @@ from .identity import Identities
 from .lease import Lease
 from .listener import listen
 from .logs import request_id_middleware
-from .metrics import Metrics
+from .metrics import Metrics, metrics_middleware
 from .positions import PositionTick
 from .problems import problem_middleware
 from .queue import Queues
@@ -103,7 +103,8 @@ async def _sockets(app: web.Application) -> AsyncIterator[None]:
     positions = PositionTick(queues, sockets, lease, settings.tick_interval)
     app[SOCKETS], app[LEASE], app[POSITIONS] = sockets, lease, positions
     app[METRICS].watch(lambda: sockets.count, lambda: positions.last_seconds,
-                       lambda: sockets.frames_sent)
+                       lambda: sockets.frames_sent, lambda: sockets.aborted)
+    positions.on_tick = app[METRICS].ticks.observe
     tasks = [asyncio.create_task(listen(queues, sockets), name="pubsub"),
              asyncio.create_task(positions.run(), name="position-tick")]
     yield
@@ -130,12 +131,13 @@ def create_app(settings: Settings) -> web.Application:
     """A web process: public API, WebSockets, admin API. Opens its pools when started.
 
     ConfigError if it could not check who joins (see Settings.check_web)."""
-    app = web.Application(middlewares=[request_id_middleware, problem_middleware,
-                                       rate_limit_middleware],
+    metrics = Metrics()
+    app = web.Application(middlewares=[request_id_middleware, metrics_middleware(metrics),
+                                       problem_middleware, rate_limit_middleware],
                           client_max_size=settings.max_body)
     app[SETTINGS] = settings
     app[IDENTITIES] = Identities.from_settings(settings)
-    app[METRICS] = Metrics()
+    app[METRICS] = metrics
     app.cleanup_ctx.extend([_redis, _postgres, _sockets, _gc_timing])
     app.on_shutdown.append(_close_sockets)
     app.on_response_prepare.append(secure_headers)

@@ -6,6 +6,8 @@ import logging
 import time
 from collections.abc import Callable
 
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 log = logging.getLogger(__name__)
@@ -26,6 +28,37 @@ class Metrics:
         self._gc_started = 0.0
         self.frames = Gauge("waitingroom_frames_sent", "WebSocket frames sent since start",
                             registry=r)
+        self.aborted = Gauge("waitingroom_sockets_cut_off", "Sockets cut off (floods, no reading)",
+                             registry=r)
+        self.ticks = Histogram("waitingroom_position_tick_duration_seconds",
+                               "Position ticks of this process", registry=r,
+                               buckets=(0.001, 0.005, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5))
+        self.requests = Histogram("waitingroom_http_request_duration_seconds",
+                                  "HTTP requests by route, method and status",
+                                  ["route", "method", "status"], registry=r,
+                                  buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                                           1.0, 2.5))
+        self.problems = Counter("waitingroom_problems", "Problem answers by code (conflicts, "
+                                "limits, outages and all)", ["code"], registry=r)
+        self.pg_pool = Gauge("waitingroom_pg_connections", "PostgreSQL pool connections",
+                             ["state"], registry=r)
+        # Per concert, read from Redis when scraped: the whole sale as every process sees it.
+        concert = ["concert_id"]
+        self.waiting = Gauge("waitingroom_queue_waiting", "Tokens waiting", concert, registry=r)
+        self.active = Gauge("waitingroom_queue_active", "Tokens admitted and not yet ended", concert,
+                            registry=r)
+        self.admitted = Gauge("waitingroom_queue_admitted_total", "Tokens admitted since the start",
+                              concert, registry=r)
+        self.dropped = Gauge("waitingroom_queue_dropped_total", "Waiting tokens dropped as abandoned",
+                             concert, registry=r)
+        self.rate = Gauge("waitingroom_queue_admission_rate", "Measured admissions per second (the "
+                          "configured rate until enough is measured)", concert, registry=r)
+        self.configured_rate = Gauge("waitingroom_queue_configured_rate", "Configured admissions "
+                                     "per second", concert, registry=r)
+        self.sold_out = Gauge("waitingroom_queue_sold_out", "1 while no seat is on sale", concert,
+                              registry=r)
+        self.on_sale = Gauge("waitingroom_seats_on_sale", "Seats on sale, as the admitter last "
+                             "counted them (-1: not known)", concert, registry=r)
 
     def gc_callback(self, phase: str, info: dict[str, int]) -> None:
         """gc.callbacks hook: times every collection; a long one stalls every socket."""
@@ -39,10 +72,49 @@ class Metrics:
                         info["generation"], pause * 1000)
 
     def watch(self, sockets: Callable[[], float], tick: Callable[[], float],
-              frames: Callable[[], float]) -> None:
+              frames: Callable[[], float], aborted: Callable[[], float]) -> None:
         self.sockets.set_function(sockets)
         self.tick_seconds.set_function(tick)
         self.frames.set_function(frames)
+        self.aborted.set_function(aborted)
+
+    def concert(self, concert_id: int, waiting: int, active: int, admitted: int, dropped: int,
+                rate: float, configured: float, sold_out: bool, on_sale: int) -> None:
+        cid = str(concert_id)
+        self.waiting.labels(cid).set(waiting)
+        self.active.labels(cid).set(active)
+        self.admitted.labels(cid).set(admitted)
+        self.dropped.labels(cid).set(dropped)
+        self.rate.labels(cid).set(rate)
+        self.configured_rate.labels(cid).set(configured)
+        self.sold_out.labels(cid).set(1 if sold_out else 0)
+        self.on_sale.labels(cid).set(on_sale)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+# Where problems.problem() leaves an answer's problem code (a response's own mapping).
+PROBLEM_CODE = web.ResponseKey("problem_code", str)
+
+
+def route_of(request: web.Request) -> str:
+    """The route's template (/api/v1/reservations/{reservation_id}), never the raw path."""
+    route = request.match_info.route
+    info = route.resource.canonical if route.resource is not None else None
+    return info or "unmatched"
+
+
+def metrics_middleware(metrics: Metrics) -> Middleware:
+    @web.middleware
+    async def measure(request: web.Request, handler: Handler) -> web.StreamResponse:
+        started = time.perf_counter()
+        response = await handler(request)
+        metrics.requests.labels(route_of(request), request.method, str(response.status)).observe(
+            time.perf_counter() - started)
+        code = response.get(PROBLEM_CODE)
+        if code is not None:
+            metrics.problems.labels(code).inc()
+        return response
+
+    return measure

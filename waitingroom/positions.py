@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 from .lease import Lease
 from .queue import Queues
@@ -30,6 +31,7 @@ class PositionTick:
         self.lease = lease
         self.interval = interval
         self.last_seconds = 0.0
+        self.on_tick: Callable[[float], None] = lambda seconds: None
 
     async def run(self) -> None:
         await every(self.interval, self.tick, "position tick")
@@ -41,6 +43,7 @@ class PositionTick:
         if concerts:
             await self._update(concerts)
         self.last_seconds = time.perf_counter() - started
+        self.on_tick(self.last_seconds)
 
     async def _update(self, concerts: list[tuple[int, ConcertView]]) -> None:
         snapshots = await self.queues.snapshots([(cid, view.seq) for cid, view in concerts])

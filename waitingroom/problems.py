@@ -15,6 +15,7 @@ from booking.errors import DomainError, ServiceUnavailable, from_violation
 from booking.wire import encode
 
 from .logs import request_id
+from .metrics import PROBLEM_CODE
 from .schemas import Problem
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,10 @@ def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> we
     extra.setdefault("request_id", request_id.get())
     body = Problem(type=PROBLEM_TYPE + code, title=title, status=status, detail=detail, code=code,
                    **extra)
-    return web.Response(status=status, body=encode(body), content_type="application/problem+json")
+    response = web.Response(status=status, body=encode(body),
+                            content_type="application/problem+json")
+    response[PROBLEM_CODE] = code
+    return response
 
 
 def _domain(e: DomainError) -> web.Response:

@@ -124,7 +124,17 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    body = request.app[METRICS].render()
+    """Prometheus text: this process's figures, and every concert's queue as Redis has it."""
+    m = request.app[METRICS]
+    rows = await request.app[CONCERTS].all()
+    for f in (await request.app[QUEUES].figures([r["id"] for r in rows])).values():
+        m.concert(f.concert_id, f.waiting, f.active, f.admitted_total, f.dropped_total,
+                  f.measured_rate if f.measured_rate is not None else f.admit_rate, f.admit_rate,
+                  f.sold_out, f.on_sale)
+    pool = request.app[PG]
+    m.pg_pool.labels("in_use").set(pool.get_size() - pool.get_idle_size())
+    m.pg_pool.labels("idle").set(pool.get_idle_size())
+    body = m.render()
     return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4"})
 
 
