@@ -259,3 +259,20 @@ async def test_limits_come_from_the_settings(aiohttp_client: AiohttpClient, make
     assert await resp.json() == {"charge_min": 1, "charge_max": 10_000_000, "max_seats_per_user": 6,
                                  "hold_ttl_seconds": 90, "active_ttl_seconds": 420,
                                  "wait_grace_seconds": 45}
+
+
+def test_the_dashboard_asks_only_for_metrics_that_exist() -> None:
+    import json
+    import re
+    from pathlib import Path
+
+    from waitingroom.metrics import Metrics
+
+    dashboard = json.loads((Path(__file__).parent.parent / "deploy" / "grafana-dashboard.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    used = {name for e in exprs for name in re.findall(r"waitingroom_[a-z_]+", e)}
+    known = {m.name for m in Metrics().registry.collect()}
+    suffixes = ("_total", "_bucket", "_count", "_sum")
+    missing = {u for u in used if u not in known and not any(
+        u.endswith(s) and u.removesuffix(s) in known for s in suffixes)}
+    assert missing == set() and len(dashboard["panels"]) >= 10
