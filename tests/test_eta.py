@@ -43,7 +43,7 @@ async def test_slow_rate_eta_comes_from_the_configured_rate(spawn: Spawn, add_co
         tokens = await _fill(s, web.url, 40)
         await spawn("admitter", WAIT_GRACE="600")
         seen = []
-        for _ in range(20):  # ten seconds of polling a slow line
+        for _ in range(12):  # six seconds of polling a slow line
             body = await _status(s, web.url, tokens[30])
             seen.append((body["position"], body["eta_seconds"]))
             await asyncio.sleep(0.5)
