@@ -210,6 +210,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/", _page("index.html"))
     app.router.add_get(r"/queue/{concert_id:\d+}", _page("queue.html"))
     app.router.add_get(r"/book/{concert_id:\d+}", _page("book.html"))
+    app.router.add_get("/bookings", _page("bookings.html"))
     app.router.add_get("/static/{path:.+}", static_file)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
