@@ -107,6 +107,7 @@ async def redis(redis_url: str) -> AsyncIterator[Redis]:
     from waitingroom.app import redis_client
 
     client = redis_client(redis_url, 50)
+    assert isinstance(client, Redis)
     await client.flushdb()
     yield client
     await client.aclose()

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 from aiohttp import web
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -42,6 +43,7 @@ from .positions import PositionTick
 from .problems import problem_middleware
 from .queue import Queues
 from .ratelimit import rate_limit_middleware
+from .scripts import Client
 from .settings import Settings
 from .sockets import Sockets
 from .views import add_routes
@@ -55,6 +57,9 @@ PG_CONNECT_TIMEOUT = 5.0
 PG_COMMAND_TIMEOUT = 15.0
 # Reconnections tried for one command (a restart closes every pooled connection at once).
 REDIS_RETRIES = 2
+# On a cluster a retry also reads the slot map again: enough of them to ride out a failover's
+# first seconds before answering 503.
+REDIS_CLUSTER_RETRIES = 3
 # How long shutdown waits for the background loops to stop.
 STOP_TIMEOUT = 5
 
@@ -66,9 +71,17 @@ async def pg_pool(url: str, max_size: int) -> asyncpg.Pool:
                                      command_timeout=PG_COMMAND_TIMEOUT)
 
 
-def redis_client(url: str, max_connections: int) -> Redis:
+def redis_client(url: str, max_connections: int, cluster: bool = False) -> Client:
     """A client whose pooled connections reconnect by themselves: after a Redis restart the
-    first command on a stale connection is retried on a new one, not failed."""
+    first command on a stale connection is retried on a new one, not failed.
+
+    cluster: url names any node of a Redis Cluster; the client learns the others and their
+    slots from it, follows MOVED/ASK, and on a lost node reads the slot map again and retries
+    (a replica promoted in its place is found that way). max_connections is per node there."""
+    if cluster:
+        return RedisCluster.from_url(
+            url, max_connections=max_connections, socket_connect_timeout=REDIS_CONNECT_TIMEOUT,
+            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), REDIS_CLUSTER_RETRIES))
     pool = BlockingConnectionPool.from_url(
         url, max_connections=max_connections, timeout=REDIS_POOL_TIMEOUT,
         socket_connect_timeout=REDIS_CONNECT_TIMEOUT,
@@ -79,7 +92,7 @@ def redis_client(url: str, max_connections: int) -> Redis:
 
 async def _redis(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    client = redis_client(settings.redis_url, settings.redis_pool_size)
+    client = redis_client(settings.redis_url, settings.redis_pool_size, settings.redis_cluster)
     app[REDIS] = client
     app[QUEUES] = Queues(client, settings)
     yield

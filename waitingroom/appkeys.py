@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncpg
 from aiohttp import web
-from redis.asyncio import Redis
 
 from .concerts import ConcertDirectory
 from .identity import Identities
@@ -12,11 +11,12 @@ from .lease import Lease
 from .metrics import Metrics
 from .positions import PositionTick
 from .queue import Queues
+from .scripts import Client
 from .settings import Settings
 from .sockets import Sockets
 
 SETTINGS = web.AppKey("settings", Settings)
-REDIS = web.AppKey("redis", Redis)
+REDIS: web.AppKey[Client] = web.AppKey("redis")
 PG = web.AppKey("pg", asyncpg.Pool)
 QUEUES = web.AppKey("queues", Queues)
 SOCKETS = web.AppKey("sockets", Sockets)

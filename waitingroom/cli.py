@@ -93,7 +93,8 @@ async def serve_admitter(settings: Settings) -> None:
     from .queue import Queues
 
     async def start() -> Callable[[], Awaitable[None]]:
-        redis = redis_client(settings.redis_url, settings.admitter_redis_pool_size)
+        redis = redis_client(settings.redis_url, settings.admitter_redis_pool_size,
+                             settings.redis_cluster)
         pool = await pg_pool(settings.database_url, settings.admitter_pg_pool_size)
         task = asyncio.create_task(admission.run(Queues(redis, settings), pool))
         print("waitingroom admitter running", flush=True)

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import random
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import msgspec
-from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+from redis.asyncio.cluster import RedisCluster
 from redis.typing import EncodableT, FieldT
 
 from booking.errors import TokenInvalid
@@ -24,7 +26,7 @@ from . import keys
 from .keys import ConcertKeys
 from .records import STATE_CODES, ExpiryReason, RateInfo, TokenRecord, text
 from .schemas import AdmittedEvent, AnyEvent, ExpiredEvent, SoldOutEvent
-from .scripts import AutoPipeline, Scripts
+from .scripts import AutoPipeline, Client, Scripts
 from .settings import Settings
 
 # A token index entry outlives any sane sale; an expired token's is cut to the retention period.
@@ -107,8 +109,9 @@ def _int(v: Any, default: int = 0) -> int:
 class Queues:
     """Every queue operation a web process or an admitter performs on Redis."""
 
-    def __init__(self, redis: Redis, settings: Settings) -> None:
+    def __init__(self, redis: Client, settings: Settings) -> None:
         self.redis = redis
+        self.cluster = isinstance(redis, RedisCluster)
         self.settings = settings
         self.scripts = Scripts.register(redis)
         self.batch = AutoPipeline(redis)
@@ -224,22 +227,16 @@ class Queues:
 
     async def snapshots(self, wanted: Sequence[tuple[int, int | None]]) -> list[Snapshot]:
         """For each (concert id, last departure seq read or None): the queue's cursor and the
-        departures since, all read in one MULTI as one consistent moment."""
-        async with self.redis.pipeline(transaction=True) as pipe:
-            for concert_id, seq in wanted:
-                k = ConcertKeys(concert_id)
-                pipe.hmget(k.state, "cursor", "depseq", "rate", "on_sale")
-                pipe.hmget(k.config, "admit_rate", "paused")
-                pipe.get(k.seq)
-                if seq is None:
-                    pipe.zrange(k.departed, 0, -1)
-                else:
-                    pipe.zrangebyscore(k.deplog, f"({seq}", "+inf")
-            raw = await pipe.execute()
+        departures since, each concert read by one script as one consistent moment (its keys
+        share a slot; concerts may live on different Redis Cluster nodes). Issued in one
+        event-loop turn: one round trip for all of them (one per node on a cluster)."""
+        raws = await asyncio.gather(*(
+            self.batch.run(self.scripts.snapshot, concert_keys(concert_id),
+                           ["" if seq is None else seq])
+            for concert_id, seq in wanted))
         out = []
-        for i in range(len(wanted)):
-            (cursor, depseq, measured, on_sale), (cfg_rate, paused), issued, departed = (
-                raw[4 * i:4 * i + 4])
+        for (raw,) in raws:
+            cursor, depseq, measured, on_sale, cfg_rate, paused, issued, departed = raw
             out.append(Snapshot(_int(cursor), _int(depseq), [int(t) for t in departed],
                                 self._rate(cfg_rate, paused, measured, on_sale), _int(issued)))
         return out
@@ -365,8 +362,19 @@ class Queues:
 
     async def follow(self, on_event: Callable[[AnyEvent], Awaitable[None]],
                      on_malformed: Callable[[bytes], None]) -> None:
-        """Hand every concert's events to on_event until the connection fails (then raise)."""
-        pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        """Hand every concert's events to on_event until the connection fails (then raise).
+
+        On a Redis Cluster, PUBLISH reaches every node (primaries and replicas), so one
+        pattern subscription on any node hears every concert: a node picked at random spreads
+        the web processes' subscriptions, and after a failure the listener's next try picks
+        again from the nodes the client knows then."""
+        pubsub: PubSub
+        if isinstance(self.redis, RedisCluster):
+            await self.redis.initialize()
+            pubsub = self.redis.pubsub(node=random.choice(self.redis.get_nodes()),
+                                       ignore_subscribe_messages=True)
+        else:
+            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
         try:
             await pubsub.psubscribe(keys.CHANNEL_PATTERN)
             async for message in pubsub.listen():
@@ -412,12 +420,13 @@ class Queues:
         if paused is not None:
             fields["paused"] = "1" if paused else "0"
         k = ConcertKeys(concert_id)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            if fields:
+        # The MULTI touches only the concert's keys (one slot); the set of concerts is another.
+        if fields:
+            async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.hset(k.config, mapping=fields)
-            if admit_rate is not None or paused is not None:
-                # A new regime: what was measured under the old one says nothing of it.
-                pipe.delete(k.history)
-                pipe.hdel(k.state, "rate")
-            pipe.sadd(keys.CONCERTS, concert_id)
-            await pipe.execute()
+                if admit_rate is not None or paused is not None:
+                    # A new regime: what was measured under the old one says nothing of it.
+                    pipe.delete(k.history)
+                    pipe.hdel(k.state, "rate")
+                await pipe.execute()
+        await self.redis.sadd(keys.CONCERTS, concert_id)

@@ -10,12 +10,19 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from redis.asyncio.cluster import ClusterPipeline, RedisCluster
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
 # Scripts on one concert's keys get the shared prelude (lua/_lib.lua); the others stand alone.
-_CONCERT = ("join", "status", "leave", "attach", "detach", "reap", "admit", "stock")
+_CONCERT = ("join", "status", "leave", "attach", "detach", "reap", "admit", "stock", "snapshot")
 _PLAIN = ("lease", "limit")
+
+
+# A single Redis or a Redis Cluster (REDIS_CLUSTER=true): the same calls work on both, as long as
+# every script and MULTI touches one slot (keys.py) and pipelines need not be atomic.
+Client = Redis | RedisCluster
+AnyPipeline = Pipeline | ClusterPipeline
 
 
 def _source(name: str) -> str:
@@ -34,9 +41,10 @@ class Scripts:
     lease: AsyncScript
     limit: AsyncScript
     stock: AsyncScript
+    snapshot: AsyncScript
 
     @classmethod
-    def register(cls, redis: Redis) -> Scripts:
+    def register(cls, redis: Client) -> Scripts:
         """Register every script on this client (EVALSHA, loading on first use)."""
         prelude = _source("_lib")
         scripts = {n: redis.register_script(prelude + "\n" + _source(n)) for n in _CONCERT}
@@ -49,7 +57,7 @@ class _Call:
     script: AsyncScript
     keys: Sequence[Any]
     args: Sequence[Any]
-    more: Callable[[Pipeline], object]
+    more: Callable[[AnyPipeline], object]
     future: asyncio.Future[list[Any]]
     size: int = 0
 
@@ -62,13 +70,13 @@ class AutoPipeline:
     ask SCRIPT EXISTS (a round trip more): scripts are loaded only when Redis does not know them.
     """
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Client) -> None:
         self.redis = redis
         self._waiting: list[_Call] = []
         self._flushes: set[asyncio.Task[None]] = set()
 
     async def run(self, script: AsyncScript, keys: Sequence[Any], args: Sequence[Any],
-                  more: Callable[[Pipeline], object] = lambda pipe: None) -> list[Any]:
+                  more: Callable[[AnyPipeline], object] = lambda pipe: None) -> list[Any]:
         """The script's result followed by those of the commands `more` adds to the pipeline."""
         loop = asyncio.get_running_loop()
         call = _Call(script, keys, args, more, loop.create_future())
@@ -116,9 +124,9 @@ class AutoPipeline:
     async def _execute(self, calls: list[_Call]) -> list[Any]:
         async with self.redis.pipeline(transaction=False) as pipe:
             for call in calls:
-                before = len(pipe.command_stack)
+                before = len(pipe)
                 pipe.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
                 call.more(pipe)
-                call.size = len(pipe.command_stack) - before
+                call.size = len(pipe) - before
             results: list[Any] = await pipe.execute(raise_on_error=False)
             return results

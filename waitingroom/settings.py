@@ -83,6 +83,8 @@ class Settings:
     # Comma-separated origins (https://shop.example) whose pages may open queue WebSockets;
     # unset: any. A request without Origin (not a browser) is let through.
     allowed_origins: str | None = None
+    # REDIS_URL names any node of a Redis Cluster (every concert's keys share one slot).
+    redis_cluster: bool = False
     # One line per request (tokens cut to a prefix) on the waitingroom.access logger.
     access_log: bool = False
 
