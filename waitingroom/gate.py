@@ -30,5 +30,6 @@ class QueueGate:
                 await tokenlog.record(self.queues, self.pool,
                                       tokenlog.TokenChange(concert_id, expired=[token],
                                                            reason="completed"))
-        except (redis.exceptions.RedisError, OSError) as e:
+        except (redis.exceptions.RedisError, redis.exceptions.RedisClusterException,
+                OSError) as e:
             raise ServiceUnavailable(f"The queue is not answering: {e!r}") from e

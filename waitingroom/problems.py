@@ -32,6 +32,8 @@ _HTTP_CODES = {
 # (InterfaceError: a connection that PostgreSQL closed in the middle of a request.)
 _UNAVAILABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
                 redis.exceptions.BusyLoadingError, redis.exceptions.TryAgainError,
+                # Redis Cluster: a failover under way (CLUSTERDOWN, a slot with no primary yet).
+                redis.exceptions.ClusterDownError, redis.exceptions.SlotNotCoveredError,
                 asyncpg.exceptions.PostgresConnectionError, asyncpg.exceptions.InterfaceError,
                 asyncpg.exceptions.AdminShutdownError, asyncpg.exceptions.CrashShutdownError,
                 asyncpg.exceptions.TooManyConnectionsError, ConnectionError, TimeoutError)

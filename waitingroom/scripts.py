@@ -125,7 +125,10 @@ class AutoPipeline:
         async with self.redis.pipeline(transaction=False) as pipe:
             for call in calls:
                 before = len(pipe)
-                pipe.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
+                # As pipe.evalsha, which redis-py's cluster pipeline refuses (it cannot know
+                # that a script's keys share a slot; ours do, and EVALSHA is routed by them).
+                pipe.execute_command("EVALSHA", call.script.sha, len(call.keys), *call.keys,
+                                     *call.args)
                 call.more(pipe)
                 call.size = len(pipe) - before
             results: list[Any] = await pipe.execute(raise_on_error=False)

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from redis.exceptions import ClusterDownError, SlotNotCoveredError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,8 @@ async def every(interval: float, step: Callable[[], Awaitable[object]], what: st
             await step()
         except asyncio.CancelledError:
             raise
-        except (ConnectionError, OSError, RedisConnectionError) as e:
+        except (ConnectionError, OSError, RedisConnectionError, ClusterDownError,
+                SlotNotCoveredError) as e:
             log.warning("%s failed: %r", what, e)
         except Exception:
             log.exception("%s failed", what)
