@@ -35,3 +35,10 @@ def test_urls_are_required(missing: str) -> None:
     del env[missing]
     with pytest.raises(ConfigError, match=missing):
         Settings.from_env(env)
+
+
+def test_redis_cluster_is_a_bool_off_by_default() -> None:
+    assert Settings.from_env(BASE).redis_cluster is False
+    assert Settings.from_env({**BASE, "REDIS_CLUSTER": "true"}).redis_cluster is True
+    with pytest.raises(ConfigError, match="REDIS_CLUSTER"):
+        Settings.from_env({**BASE, "REDIS_CLUSTER": "maybe"})
