@@ -17,6 +17,11 @@ T = TypeVar("T")
 
 MAX_ID = 2**63 - 1
 Id = Annotated[int, msgspec.Meta(ge=1, le=MAX_ID, description="A positive integer below 2^63")]
+# Answer figures, so that the OpenAPI document states their ranges and formats.
+Count = Annotated[int, msgspec.Meta(ge=0)]
+Won = Annotated[int, msgspec.Meta(ge=0, description="Integer won")]
+Time = Annotated[str, msgspec.Meta(extra_json_schema={"format": "date-time"},
+                                   description="RFC 3339, UTC, whole seconds")]
 
 
 class Request(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
