@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from .wire import Id, Request, Response
+from .wire import Id, Request, Response, Time, Won
 
 # Seat numbers are PostgreSQL integers; anything larger cannot be a seat of any schedule.
 SeatNumber = Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1, description="A seat number")]
@@ -16,6 +16,7 @@ MAX_SEATS_PER_REQUEST = 1000
 CHARGE_MIN, CHARGE_MAX = 1, 10_000_000
 Amount = Annotated[int, msgspec.Meta(ge=CHARGE_MIN, le=CHARGE_MAX,
                                      description="Won to add to the balance, 1 .. 10,000,000")]
+Price = Annotated[int, msgspec.Meta(ge=1, description="Integer won")]
 SeatStatus = Literal["AVAILABLE", "PENDING", "RESERVED"]
 ReservationStatus = Literal["WAITING", "RESERVED", "CANCELED", "EXPIRED"]
 
@@ -27,7 +28,8 @@ class HoldRequest(Request):
     seat_numbers: Annotated[
         list[SeatNumber],
         msgspec.Meta(min_length=1, max_length=MAX_SEATS_PER_REQUEST,
-                     description="The seats to hold, all or none; no number twice"),
+                     description="The seats to hold, all or none; no number twice",
+                     extra_json_schema={"uniqueItems": True}),
     ] | msgspec.UnsetType = msgspec.UNSET
     quantity: Annotated[
         int,
@@ -49,9 +51,9 @@ class ChargeRequest(Request):
 
 
 class ScheduleOut(Response):
-    id: int
-    concert_date: str
-    available_seats: int
+    id: Id
+    concert_date: Annotated[str, msgspec.Meta(extra_json_schema={"format": "date"})]
+    available_seats: Annotated[int, msgspec.Meta(ge=1)]
 
 
 class PreviewScheduleOut(Response):
@@ -63,31 +65,31 @@ class PreviewScheduleOut(Response):
 
 
 class SeatOut(Response):
-    seat_number: int
-    price: int
+    seat_number: SeatNumber
+    price: Price
     status: SeatStatus
 
 
 class HeldSeat(Response):
-    seat_number: int
-    price: int
+    seat_number: SeatNumber
+    price: Price
 
 
 class ReservationOut(Response):
-    id: int
-    schedule_id: int
-    seats: list[HeldSeat]
-    total_price: int
+    id: Id
+    schedule_id: Id
+    seats: Annotated[list[HeldSeat], msgspec.Meta(min_length=1)]
+    total_price: Price
     status: ReservationStatus
-    hold_expires_at: str
+    hold_expires_at: Time
 
 
 class PaymentOut(Response):
-    id: int
-    reservation_id: int
-    amount: int
+    id: Id
+    reservation_id: Id
+    amount: Price
     state: Literal["COMPLETED"]
-    balance: int
+    balance: Won
 
 
 class RefundOut(Response):
@@ -112,4 +114,4 @@ class BookingOut(Response):
 
 
 class BalanceOut(Response):
-    balance: int
+    balance: Won

@@ -17,6 +17,11 @@ T = TypeVar("T")
 
 MAX_ID = 2**63 - 1
 Id = Annotated[int, msgspec.Meta(ge=1, le=MAX_ID, description="A positive integer below 2^63")]
+# Answer figures, so that the OpenAPI document states their ranges and formats.
+Count = Annotated[int, msgspec.Meta(ge=0)]
+Won = Annotated[int, msgspec.Meta(ge=0, description="Integer won")]
+Time = Annotated[str, msgspec.Meta(extra_json_schema={"format": "date-time"},
+                                   description="RFC 3339, UTC, whole seconds")]
 
 
 class Request(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -49,10 +54,31 @@ def _decoder(kind: Any) -> msgspec.json.Decoder[Any]:
     return msgspec.json.Decoder(kind)
 
 
+# Floats up to this size spell their integer exactly.
+_EXACT = 2**53
+
+
+def _whole(value: Any) -> Any:
+    """The value with every whole float that spells its integer exactly (2.0) made that integer."""
+    if isinstance(value, float) and value.is_integer() and abs(value) <= _EXACT:
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _whole(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_whole(v) for v in value]
+    return value
+
+
 def decode(body: bytes, kind: type[T]) -> T:
-    """Decode and validate a JSON body, or raise ValidationFailed naming the field."""
+    """Decode and validate a JSON body, or raise ValidationFailed naming the field.
+
+    As in JSON Schema, a whole number is an integer however it is written (2, 2.0, 2e0)."""
     try:
-        value: T = _decoder(cast(Any, kind)).decode(body)
+        try:
+            value: T = _decoder(cast(Any, kind)).decode(body)
+        except msgspec.ValidationError:
+            # The slow way only for a body the fast one refused: it may spell integers as floats.
+            value = msgspec.convert(_whole(msgspec.json.decode(body)), cast(Any, kind))
         return value
     except msgspec.ValidationError as e:
         raise errors.ValidationFailed(str(e), field=_field_of(str(e))) from None

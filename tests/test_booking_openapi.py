@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import msgspec
 
@@ -22,8 +23,10 @@ CONTRACT = {
     ("get", "/api/v1/reservations"), ("post", "/api/v1/payments/{payment_id}/refund"),
 }
 # Additions beyond the contract, documented in the same document.
-ADDITIONS = {("get", "/api/v1/limits"), ("get", "/api/v1/concerts/{concert_id}/preview"),
+ADDITIONS = {("get", "/api/v1/limits"), ("get", "/admin/audit"),
+             ("get", "/api/v1/concerts/{concert_id}/preview"),
              ("get", "/api/v1/schedules/{schedule_id}/preview")}
+PROBLEM = {"$ref": "#/components/schemas/Problem"}
 
 
 async def test_openapi_covers_the_contract(shop: Shop) -> None:
@@ -46,7 +49,7 @@ async def test_openapi_covers_the_contract(shop: Shop) -> None:
         assert name == kind.__name__
         # The same schema msgspec validates with, unknown fields refused.
         _, own = msgspec.json.schema_components([kind], ref_template="#/components/schemas/{name}")
-        assert schemas[name] == own[name]
+        assert {k: v for k, v in schemas[name].items() if k != "oneOf"} == own[name]
         assert schemas[name]["additionalProperties"] is False
     assert schemas["ChargeRequest"]["properties"]["amount"]["maximum"] == 10_000_000
     for model in (JoinRequest, QueuePatch):
@@ -59,7 +62,61 @@ async def test_openapi_covers_the_contract(shop: Shop) -> None:
             for status, response in op["responses"].items():
                 if int(status) >= 400:
                     problem = response["content"]["application/problem+json"]["schema"]
-                    assert problem == {"$ref": "#/components/schemas/Problem"}
+                    assert problem["allOf"][0] == PROBLEM
+                    codes = problem["allOf"][1]["properties"]["code"]["enum"]
+                    assert codes and response["description"] == ", ".join(codes)
+
+
+def _codes(spec: dict[str, Any], method: str, path: str) -> dict[int, set[str]]:
+    """The problem codes of one operation by status."""
+    return {int(status): set(r["content"]["application/problem+json"]["schema"]["allOf"][1]
+                             ["properties"]["code"]["enum"])
+            for status, r in spec["paths"][path][method]["responses"].items() if int(status) >= 400}
+
+
+async def test_openapi_lists_every_answer(shop: Shop) -> None:
+    answer = await shop.client.get("/api/v1/openapi.json")
+    raw = await answer.read()
+    spec = msgspec.json.decode(raw)
+    # 2^63 - 1 exactly, not a float that rounds it up to 2^63.
+    assert b'"maximum":9223372036854775807' in raw and b"e+18" not in raw
+    join = spec["paths"]["/api/v1/concerts/{concert_id}/queue"]["post"]
+    assert {"200", "201"} <= set(join["responses"])
+    assert _codes(spec, "post", "/api/v1/concerts/{concert_id}/queue") == {
+        400: {"validation_error"}, 401: {"identity_required", "identity_invalid"},
+        404: {"not_found"}, 413: {"payload_too_large"}, 415: {"unsupported_media_type"},
+        429: {"rate_limited"}, 503: {"service_unavailable"}}
+    for path, methods in spec["paths"].items():
+        for method, op in methods.items():
+            assert op["operationId"]
+            if op["security"] or path.startswith("/api/") or path == "/readyz":
+                assert "503" in op["responses"], (method, path)
+            for status in ("429", "503"):
+                if status in op["responses"]:
+                    header = op["responses"][status]["headers"]["Retry-After"]
+                    assert header["required"] is True, (method, path)
+            if "{" in path:
+                param = op["parameters"][0]["schema"]
+                assert (param["minimum"], param["maximum"]) == (1, 2**63 - 1)
+                assert 400 in _codes(spec, method, path)
+    assert _codes(spec, "get", "/ws/queue") == {400: {"bad_request"}, 403: {"origin_not_allowed"}}
+    assert 400 in _codes(spec, "get", "/admin/concerts/{concert_id}/queue")
+    hold = spec["components"]["schemas"]["HoldRequest"]
+    assert hold["oneOf"] == [{"required": ["seat_numbers"]}, {"required": ["quantity"]}]
+    assert hold["properties"]["seat_numbers"]["uniqueItems"] is True
+    key = spec["paths"]["/api/v1/payments"]["post"]["parameters"][0]
+    assert (key["name"], key["in"], key["required"]) == ("Idempotency-Key", "header", True)
+    assert (key["schema"]["minLength"], key["schema"]["maxLength"]) == (1, 64)
+    limits = spec["paths"]["/api/v1/limits"]["get"]["responses"]["200"]
+    assert limits["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/LimitsOut"}
+    times = spec["components"]["schemas"]["ReservationOut"]["properties"]["hold_expires_at"]
+    assert times["format"] == "date-time"
+    assert spec["components"]["schemas"]["JoinOut"]["properties"]["token"]["format"] == "uuid"
+    # Links lead from a hold to reading, releasing and paying it.
+    links = spec["paths"]["/api/v1/reservations"]["post"]["responses"]["201"]["links"]
+    assert {v["operationId"] for v in links.values()} == {
+        "getReservation", "releaseReservation", "pay"}
 
 
 async def test_docs_page_is_self_contained(shop: Shop) -> None:

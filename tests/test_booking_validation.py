@@ -123,3 +123,39 @@ async def test_bad_input_is_refused_and_changes_nothing(shop: Shop) -> None:
                               headers={"Content-Type": "application/json", **key})
         assert (big.status, big.body["code"]) == (413, "payload_too_large")
     assert await table_counts(shop.pg) == before
+
+
+async def test_whole_numbers_written_as_floats_are_integers(shop: Shop) -> None:
+    # JSON Schema, which the OpenAPI document speaks, counts 2.0 as the integer 2; so does the
+    # server (schemathesis sent {"user_id": 845.0} and was refused).
+    concert_id, (s1,) = await shop.concert(seats=5, price=1_000)
+    joined = await shop.call("POST", f"/api/v1/concerts/{concert_id}/queue", json={"user_id": 7.0})
+    assert joined.status == 201, joined.body
+    (token,) = await shop.buyers(concert_id, [7])
+    assert token == joined.body["token"]
+    charged = await shop.call("POST", "/api/v1/balance/charges", token,
+                              data=b'{"amount": 5e3}', headers={"Content-Type": "application/json"})
+    assert (charged.status, charged.body) == (201, {"balance": 5_000})
+    # Not whole, or past what a float spells exactly: still refused.
+    for raw in (b'{"amount": 10.5}', b'{"amount": 1e300}', b'{"amount": 9007199254740993.0}'):
+        refused = await shop.call("POST", "/api/v1/balance/charges", token, data=raw,
+                                  headers={"Content-Type": "application/json"})
+        assert (refused.status, refused.body["field"]) == (400, "amount"), raw
+    held = await shop.call("POST", "/api/v1/reservations", token,
+                           json={"schedule_id": float(s1), "seat_numbers": [1.0, 2.0]})
+    assert held.status == 201, held.body
+    assert [s["seat_number"] for s in held.body["seats"]] == [1, 2]
+    key = {"Idempotency-Key": "whole"}
+    paid = await shop.call("POST", "/api/v1/payments", token,
+                           json={"reservation_id": float(held.body["id"])}, headers=key)
+    assert paid.status == 201, paid.body
+    # The same body however spelt: a replay, not a reuse of the key.
+    again = await shop.call("POST", "/api/v1/payments", token,
+                            json={"reservation_id": held.body["id"]}, headers=key)
+    assert (again.status, again.body) == (201, paid.body)
+    patched = await shop.call("PATCH", f"/admin/concerts/{concert_id}/queue",
+                              json={"max_active": 229.0, "admit_rate": 2},
+                              headers={"Authorization": f"Bearer {shop.settings.admin_token}"})
+    assert patched.status == 200, patched.body
+    assert (patched.body["max_active"], patched.body["admit_rate"]) == (229, 2.0)
+    await shop.audit()

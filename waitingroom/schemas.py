@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 
 from booking.gate import TokenState
-from booking.wire import Id, Request, Response
+from booking.wire import Count, Id, Request, Response, Time
 
 from .records import ExpiryReason
 
@@ -30,66 +30,79 @@ class IdentityOut(Response):
     identity: str
 
 
+Rate = Annotated[float, msgspec.Meta(ge=0, le=1_000_000, description="Admissions per second")]
+MaxActive = Annotated[int, msgspec.Meta(ge=0, le=100_000_000,
+                                        description="Most AVAILABLE tokens at once")]
+Token = Annotated[str, msgspec.Meta(extra_json_schema={"format": "uuid"},
+                                    description="A queue token (a UUID)")]
+Position = Annotated[int, msgspec.Meta(ge=1, description="1 for the next to be admitted")]
+Seconds = Annotated[int, msgspec.Meta(ge=1)]
+
+
 class QueuePatch(Request):
-    admit_rate: Annotated[float, msgspec.Meta(ge=0, le=1_000_000)] | msgspec.UnsetType = msgspec.UNSET
-    max_active: Annotated[int, msgspec.Meta(ge=0, le=100_000_000)] | msgspec.UnsetType = msgspec.UNSET
+    admit_rate: Rate | msgspec.UnsetType = msgspec.UNSET
+    max_active: MaxActive | msgspec.UnsetType = msgspec.UNSET
     paused: bool | msgspec.UnsetType = msgspec.UNSET
 
 
 class QueueSummary(Response):
-    waiting: int
-    active: int
-    admit_rate: float
+    waiting: Count
+    active: Count
+    admit_rate: Rate
     paused: bool
     sold_out: bool
 
 
 class ConcertOut(Response):
-    id: int
+    id: Id
     name: str
     host: str
     queue: QueueSummary
 
 
 class JoinOut(Response):
-    token: str
+    token: Token
     state: TokenState
-    position: int | None
-    eta_seconds: int | None
-    expires_at: str | None
-    ws_url: str
+    position: Position | None
+    eta_seconds: Count | None
+    expires_at: Time | None
+    ws_url: Annotated[str, msgspec.Meta(extra_json_schema={"format": "uri"})]
 
 
 class QueueStatusOut(Response):
     state: TokenState
-    position: int | None
-    eta_seconds: int | None
-    expires_at: str | None
-    concert_id: int
+    position: Position | None
+    eta_seconds: Count | None
+    expires_at: Time | None
+    concert_id: Id
     reason: ExpiryReason | None
     sold_out: bool
 
 
 class AdminQueueOut(Response):
-    concert_id: int
-    waiting: int
-    active: int
-    admitted_total: int
-    dropped_total: int
-    admit_rate: float
-    max_active: int
+    concert_id: Id
+    waiting: Count
+    active: Count
+    admitted_total: Count
+    dropped_total: Count
+    admit_rate: Rate
+    max_active: MaxActive
     paused: bool
 
 
 class LimitsOut(Response):
     """The server's limits and windows, so that pages never repeat them."""
 
-    charge_min: int
-    charge_max: int
-    max_seats_per_user: int
-    hold_ttl_seconds: int
-    active_ttl_seconds: int
-    wait_grace_seconds: int
+    charge_min: Annotated[int, msgspec.Meta(ge=1)]
+    charge_max: Annotated[int, msgspec.Meta(ge=1)]
+    max_seats_per_user: Annotated[int, msgspec.Meta(ge=1, le=1000)]
+    hold_ttl_seconds: Seconds
+    active_ttl_seconds: Seconds
+    wait_grace_seconds: Seconds
+
+
+class StatusOut(Response):
+    status: Literal["ok", "ready"]
 
 
 class Problem(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -109,14 +122,14 @@ class Frame(msgspec.Struct, tag_field="type", kw_only=True):
 
 
 class PositionFrame(Frame, tag="position"):
-    position: int
-    eta_seconds: int | None
-    admit_rate: float
+    position: Position
+    eta_seconds: Count | None
+    admit_rate: Annotated[float, msgspec.Meta(ge=0, description="Measured, else configured")]
 
 
 class AdmittedFrame(Frame, tag="admitted"):
-    expires_at: str | None
-    concert_id: int
+    expires_at: Time | None
+    concert_id: Id
 
 
 class ExpiredFrame(Frame, tag="expired"):

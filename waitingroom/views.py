@@ -30,6 +30,7 @@ from .schemas import (
     QueueStatusOut,
     QueueSummary,
     SignInRequest,
+    StatusOut,
 )
 from .ws import queue_socket
 
@@ -111,7 +112,7 @@ async def dev_sign_in(request: web.Request) -> web.Response:
 
 # -- operations ---------------------------------------------------------------------------
 async def healthz(request: web.Request) -> web.Response:
-    return reply({"status": "ok"})
+    return reply(StatusOut(status="ok"))
 
 
 async def readyz(request: web.Request) -> web.Response:
@@ -120,7 +121,7 @@ async def readyz(request: web.Request) -> web.Response:
         await request.app[PG].fetchval("SELECT 1")
     except Exception as e:  # any failure means not ready; the reason goes in the answer
         raise ServiceUnavailable(f"Not ready: {e!r}") from None
-    return reply({"status": "ready"})
+    return reply(StatusOut(status="ready"))
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -14,6 +14,7 @@ function typeOf(s) {
     const name = s.$ref.split("/").pop();
     return el("a", {href: "#schema-" + name}, name);
   }
+  if (s.allOf) return typeOf(s.allOf[0]);  // a problem: the Problem type, its codes listed
   const span = el("span");
   const union = s.anyOf || s.oneOf;
   if (union) {
