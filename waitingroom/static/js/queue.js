@@ -118,7 +118,9 @@ function stopAll() {
   clearTimeout(retryTimer);
   stopPolling();
   dropSocket();
+  // The card that follows says it all: the status line stays for screen readers only.
   $("#status").classList.remove("offline");
+  $("#status").classList.add("visually-hidden");
   if (extras) extras.stop();
 }
 
@@ -131,7 +133,6 @@ function admitted(expiresAt) {
   $("#waiting").hidden = true;
   $("#prepare").hidden = true;
   $("#admitted").hidden = false;
-  $("#status").classList.add("ok");
   text($("#deadline"), localTime(expiresAt));
   stopCountdown = everySecond(() => {
     const left = clock(expiresAt);
@@ -158,7 +159,6 @@ function ended(reason) {
   text($("#ended-text"), mine.length ? (mine.length === 1 ? "Your tickets:" : "Your tickets, newest first:") : body);
   showReceipts($("#receipts"), mine);
   text($("#status"), title + ". " + (mine.length ? "Your tickets are below." : body));
-  $("#status").classList.toggle("ok", reason === "completed");
   document.title = title;
   $("#again").hidden = reason === "signed_out" || reason === "missing";
   text($("#again"), reason === "completed" ? "Buy more tickets" : "Join the queue again");
