@@ -1063,3 +1063,13 @@ async def test_every_page_passes_an_accessibility_scan_at_both_sizes(
     await page.locator(".op summary").first.click()
     await check("docs")
     assert await page.evaluate("document.documentElement.scrollWidth <= innerWidth")
+
+
+async def test_every_page_has_a_favicon(site: Site) -> None:
+    for path in ("/", "/queue/1", "/book/1", "/api/v1/docs"):
+        async with site.http.get(site.url + path) as r:
+            assert '<link rel="icon" href="/static/favicon.svg">' in await r.text(), path
+    for path in ("/favicon.ico", "/static/favicon.svg"):
+        async with site.http.get(site.url + path) as r:
+            assert r.status == 200 and r.content_type == "image/svg+xml", (path, r.status)
+            assert (await r.text()).startswith("<svg")
