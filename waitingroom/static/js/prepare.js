@@ -54,6 +54,7 @@ export async function start(c) {
   select.addEventListener("change", () => { plan.quantity = Number(select.value); keep(); showCost(); });
   if (lim) { $("#plan-amount").min = lim.charge_min; $("#plan-amount").max = lim.charge_max; }
   $("#plan-charge").addEventListener("submit", charge);
+  document.addEventListener("visibilitychange", () => { if (document.visibilityState === "visible") refresh(); });
   box.hidden = false;
   await Promise.all([loadBalance(), refresh()]);
 }
