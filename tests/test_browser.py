@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import itertools
 import json
 import os
 import re
@@ -247,13 +248,25 @@ async def test_waiting_page_shows_place_then_admission_and_moves_on_to_booking(
 
     await page.wait_for_url(f"**/queue/{cid}")
     await expect(page.locator("#position")).to_have_text("4")
-    await expect(page.locator("#ahead")).to_have_text("3")
+    await expect(page.get_by_text("Your place in line", exact=False).first).to_be_visible()
     await expect(page.locator("#eta")).to_have_text("paused")
     await expect(page.locator("#status")).to_contain_text("paused by the organiser")
     await expect(page.locator("#status")).to_have_attribute("aria-live", "polite")
-    await shot(page, "waiting")
-    # HTML, CSS and JavaScript of the waiting page together stay small.
-    assert 0 < sum(v for k, v in sizes.items() if "/api/" not in k) < 24_000, sizes
+    # Paused reads as paused, not as a full (or any) progress bar.
+    await expect(page.locator("#paused")).to_be_visible()
+    await expect(page.locator("#progress")).to_be_hidden()
+    await expect(page.locator("#window")).to_have_text("10 minutes")
+    # What it takes to show a place stays small; what the wait may be used for comes after.
+    await expect(page.locator("#prepare")).to_be_visible()
+    fresh = await (await contexts()).new_page()  # nothing cached
+    await sign_in(fresh, site, 43)
+    sizes.clear()
+    fresh.on("response", lambda r: sizes.__setitem__(r.url, int(r.headers.get("content-length", 0))))
+    await fresh.goto(f"{site.url}/queue/{cid}")
+    await expect(fresh.locator("#plan-seats .seat")).to_have_count(10)
+    critical = (f"/queue/{cid}", "/app.css", "/js/queue.js", "/js/common.js", "/js/receipt.js")
+    assert 0 < sum(v for k, v in sizes.items() if k.endswith(critical)) < 40_000, sizes
+    await fresh.close()
 
     # Refreshing, or a second tab, keeps the same token and place.
     token = await page.evaluate(f"JSON.parse(localStorage.getItem('wr.ticket.{cid}')).token")
@@ -269,6 +282,7 @@ async def test_waiting_page_shows_place_then_admission_and_moves_on_to_booking(
     await expect(page.locator("#admitted")).to_be_visible()
     await expect(page.locator("#status")).to_contain_text("It's your turn")
     await expect(page.locator("#deadline-left")).to_have_text(re.compile(r"^\d+:\d\d$"))
+    await page.get_by_role("link", name="Choose your seats").click()
     await page.wait_for_url(f"**/book/{cid}")
     await expect(page.locator("#seats .seat")).to_have_count(10)
 
@@ -285,21 +299,29 @@ async def test_restarted_web_process_page_reconnects_and_keeps_its_place(
     await sign_in(page, site, 77)
     await page.goto(f"{site.url}/queue/{cid}")
     await expect(page.locator("#position")).to_have_text("4")
+    await expect(page.locator("#plan-seats .seat")).to_have_count(10)  # the page is all there
     token = await page.evaluate(f"JSON.parse(localStorage.getItem('wr.ticket.{cid}')).token")
-    elements = await page.evaluate("document.getElementsByTagName('*').length")
+    everything = "[...document.getElementsByTagName('*')].map(e => e.tagName + '#' + e.id)"
+    elements = await page.evaluate(everything)
 
     site.web.proc.send_signal(signal.SIGTERM)
     await expect(page.locator("#status")).to_contain_text("reconnecting")
+    # Lost looks and reads unlike normal: a banner of its own, and the figures are the last known.
+    await expect(page.locator("#status")).to_have_class(re.compile("offline"))
+    await expect(page.locator(".last-known").first).to_be_visible()
+    await expect(page.locator("#updated")).to_contain_text("Last heard from the server at")
+    await shot(page, "waiting-offline")
     assert await site.web.proc.wait() == 0
     await spawn("web", port=site.web.port, **ENV)
 
     await expect(page.locator("#status")).to_contain_text("paused by the organiser", timeout=20_000)
     await expect(page.locator("#status")).not_to_contain_text("reconnecting")
+    await expect(page.locator("#status")).not_to_have_class(re.compile("offline"))
+    await expect(page.locator(".last-known").first).to_be_hidden()
     await expect(page.locator("#position")).to_have_text("4")
-    await expect(page.locator("#ahead")).to_have_text("3")
     assert await page.evaluate(f"JSON.parse(localStorage.getItem('wr.ticket.{cid}')).token") == token
     # Losing and finding the server again leaves nothing behind in the page.
-    assert await page.evaluate("document.getElementsByTagName('*').length") == elements
+    assert await page.evaluate(everything) == elements
 
 
 async def test_blocked_websockets_fall_back_to_polling_and_still_get_through(
@@ -330,6 +352,7 @@ async def test_blocked_websockets_fall_back_to_polling_and_still_get_through(
     assert attempts >= 3
     await site.queue(cid, paused=False, admit_rate=50)
     await expect(page.locator("#admitted")).to_be_visible()
+    await page.get_by_role("link", name="Choose your seats").click()
     await page.wait_for_url(f"**/book/{cid}")
     assert polls.count("GET") >= 2
 
@@ -523,6 +546,11 @@ async def test_pick_hold_charge_pay_then_the_seat_is_sold_on_another_map(pg: asy
     await expect(page.locator("#window-left")).to_have_text(re.compile(r"^\d+:\d\d$"))
     await expect(page.locator("#balance")).to_contain_text("0")
     await expect(page.locator("#dates button")).to_have_text([re.compile("6 left")])
+    # Prices before any hold: a line above the map, and each seat on sale shows its own.
+    await expect(page.locator("#prices")).to_have_text("Every seat on this date costs ₩30,000.")
+    await expect(seat(page, 2)).to_contain_text("₩30K")
+    await expect(seat(page, 2)).to_have_attribute("aria-label", "Seat 2, ₩30,000, available")
+    await expect(page.locator(".legend")).to_contain_text("yours")
     await expect(seat(page, 7)).to_have_attribute("aria-label", re.compile("held by someone"))
     await expect(seat(page, 9)).to_have_attribute("aria-label", re.compile("sold"))
     await seat(page, 9).click(force=True)  # not on sale: nothing picked
@@ -560,7 +588,7 @@ async def test_pick_hold_charge_pay_then_the_seat_is_sold_on_another_map(pg: asy
     other = await booking_page(contexts, site, cid, 43)
     await expect(seat(other, 3)).to_have_attribute("aria-label", re.compile("sold"))
     await expect(seat(other, 3)).to_have_class(re.compile("RESERVED"))
-    await expect(seat(other, 2)).to_have_attribute("aria-label", re.compile("free"))
+    await expect(seat(other, 2)).to_have_attribute("aria-label", re.compile("available"))
 
 
 async def test_two_buyers_go_for_the_same_seat_one_gets_it_the_other_is_told(
@@ -609,7 +637,7 @@ async def test_a_hold_that_runs_out_puts_the_seats_back_on_the_map(pg: asyncpg.P
 
     await expect(page.locator("#alert")).to_contain_text("Your hold ran out")
     await expect(page.locator("#hold")).to_be_hidden()
-    await expect(seat(page, 2)).to_have_attribute("aria-label", re.compile("free"))
+    await expect(seat(page, 2)).to_have_attribute("aria-label", re.compile("available"))
     await seat(page, 2).click()
     await expect(page.get_by_role("button", name="Hold seat 2")).to_be_enabled()
 
@@ -627,10 +655,20 @@ async def test_seat_map_is_keyboard_operable_and_fits_a_phone(pg: asyncpg.Pool, 
     await page.evaluate(f"""localStorage.setItem("wr.user", "61");
         localStorage.setItem("wr.ticket.{cid}", JSON.stringify({{token: "{token}"}}))""")
     await page.goto(f"{site.url}/book/{cid}")
+    # The map starts on the first screen: nothing (a top-up form, say) pushes it below the fold.
+    box = await seat(page, 1).bounding_box()
+    assert box is not None and box["y"] + box["height"] < 844, box
     await seat(page, 1).focus()
     await page.keyboard.press("ArrowRight")
     await page.keyboard.press("ArrowDown")  # five seats a row on a phone
     await expect(seat(page, 7)).to_be_focused()
+    # The focus ring stands out (3:1 or more) from the card around the seat.
+    ring = await seat(page, 7).evaluate(
+        "e => [getComputedStyle(e).outlineStyle, getComputedStyle(e).outlineColor]")
+    assert ring == ["solid", "rgb(26, 86, 219)"], ring
+    label = await seat(page, 7).evaluate("e => parseFloat(getComputedStyle(e.lastChild).fontSize)")
+    assert label >= 12, label
+    await shot(page, "seat-map-focus")
     await page.keyboard.press("Enter")
     await expect(seat(page, 7)).to_have_attribute("aria-pressed", "true")
     await page.keyboard.press("Space")
@@ -664,6 +702,7 @@ async def test_pages_take_the_limits_from_the_server(pg: asyncpg.Pool, open_site
     await expect(page.locator("#grace")).to_have_text("about 2 minutes")
 
     await site.queue(cid, paused=False, admit_rate=50)
+    await page.get_by_role("link", name="Choose your seats").click()
     await page.wait_for_url(f"**/book/{cid}")
     best = page.get_by_label("pick the")
     await expect(best.locator("option")).to_have_text(["1", "2", "3", "4", "5", "6"])
@@ -696,11 +735,341 @@ async def test_booking_page_works_without_the_limits(pg: asyncpg.Pool, site: Sit
     best = page.get_by_label("pick the")
     await expect(best.locator("option")).to_have_text(["1", "2"])
     await expect(best).to_have_value("2")
+    await page.get_by_role("button", name="best seats for me").click()
+    await expect(page.locator("#hold-seats")).to_have_text("1, 2")
     # No bounds of the page's own: the server's answer explains.
     assert await page.locator("#charge-amount").get_attribute("max") is None
     await page.get_by_label("Add money (won)").fill("20000000")
     await page.get_by_role("button", name="Add to balance").click()
     await expect(page.locator("#alert")).to_contain_text("Could not add the money.")
-    await page.get_by_role("button", name="best seats for me").click()
-    await expect(page.locator("#hold-seats")).to_have_text("1, 2")
     assert errors == []
+
+
+# -- the wait, the turn and after ---------------------------------------------------------
+def number(s: str | None) -> int:
+    """A figure as the pages print it ("1,234")."""
+    return int(re.sub(r"\D", "", s or ""))
+
+
+async def join_many(site: Site, cid: int, users: range) -> None:
+    """Many people join (with a bounded number of requests in flight)."""
+    gate = asyncio.Semaphore(50)
+
+    async def one(user: int) -> None:
+        async with gate:
+            await site.join(cid, user)
+
+    await asyncio.gather(*(one(u) for u in users))
+
+
+@pytest.mark.parametrize(("rate", "ahead"), [(0.05, 9), (50.0, 1500)], ids=["slow", "fast"])
+async def test_the_eta_never_rises_while_the_line_moves_and_stays_near_the_true_wait(
+        pg: asyncpg.Pool, site: Site, contexts: Contexts, rate: float, ahead: int) -> None:
+    from playwright.async_api import expect
+
+    cid, _ = await add_show(pg)
+    await site.queue(cid, paused=True, max_active=100_000)
+    await join_many(site, cid, range(1000, 1000 + ahead))
+    page = await (await contexts()).new_page()
+    await sign_in(page, site, 7)
+    await page.goto(f"{site.url}/queue/{cid}")
+    await expect(page.locator("#position")).to_have_text(f"{ahead + 1:,}")
+    await site.queue(cid, paused=False, admit_rate=rate)
+    eta = page.locator("#eta")
+    await expect(eta).to_have_attribute("data-seconds", re.compile(r"^\d+$"))
+
+    seen: list[tuple[int, int, str]] = []
+    beats: set[str] = set()
+    loop = asyncio.get_running_loop()
+    end = loop.time() + 5
+    while loop.time() < end:
+        shown = await page.evaluate("""() => [document.querySelector("#position").textContent,
+            document.querySelector("#eta").dataset.seconds, document.querySelector("#eta").textContent,
+            document.querySelector("#eta-at").textContent, document.querySelector("#updated").textContent]""")
+        position, seconds = number(shown[0]), int(shown[1])
+        seen.append((position, seconds, shown[2]))
+        beats.add(shown[4])
+        true_wait = position / rate
+        assert abs(seconds - true_wait) <= 0.2 * true_wait, (position, seconds, rate)
+        minutes = round(seconds / 60)
+        assert shown[2] == ("under a minute" if seconds < 60 else f"about {minutes} min"), shown
+        assert re.fullmatch(r"around \d{1,2}:\d\d( [AP]M)?", shown[3]), shown
+        await asyncio.sleep(0.25)
+    for (p0, s0, _), (p1, s1, _) in itertools.pairwise(seen):
+        assert p1 <= p0 and (p1 == p0 or s1 <= s0), seen
+    if rate >= 1:  # the line moved, and every frame was a heartbeat
+        assert seen[-1][0] < seen[0][0] - 100, seen
+        assert len(beats) >= 3, beats
+    await shot(page, "waiting-moving")
+
+
+async def test_admission_changes_the_tab_title_rings_and_offers_the_seats(
+        pg: asyncpg.Pool, site: Site, contexts: Contexts) -> None:
+    from playwright.async_api import expect
+
+    cid, _ = await add_show(pg)
+    await site.queue(cid, paused=True)
+    ctx = await contexts()
+    # Stand-ins that record what the page asks of the browser: notifications and tones.
+    await ctx.add_init_script("""
+        window.__notes = []; window.__tones = 0; window.__asked = 0;
+        window.Notification = class { constructor(title, o) { window.__notes.push([title, o.body]); }
+          static permission = "default";
+          static requestPermission() { window.__asked += 1; this.permission = "granted";
+            return Promise.resolve("granted"); } };
+        const make = AudioContext.prototype.createOscillator;
+        AudioContext.prototype.createOscillator = function () {
+          window.__tones += 1; return make.call(this); };
+    """)
+    page = await ctx.new_page()
+    await sign_in(page, site, 21)
+    await page.goto(f"{site.url}/queue/{cid}")
+    await expect(page.locator("#position")).to_have_text("1")
+    await expect(page).to_have_title(re.compile(r"^1 in line — Aurora Live"))
+    # Nothing is asked on load: a button asks, while waiting.
+    assert await page.evaluate("window.__asked") == 0
+    await page.get_by_role("button", name="Show a browser notification").click()
+    await expect(page.locator("#notify-state")).to_have_text("You will get a notification.")
+    await page.get_by_label("Play a sound").check()
+    assert await page.evaluate("window.__tones") == 3  # a sample, on the click
+
+    await site.queue(cid, paused=False, admit_rate=50)
+    await expect(page).to_have_title(re.compile(r"^Your turn — [89]:\d\d$"))
+    title = await page.title()
+    await expect(page).not_to_have_title(title)  # it counts down
+    go = page.get_by_role("link", name="Choose your seats")
+    await expect(go).to_be_focused()
+    await expect(page.locator("#admitted-title")).to_have_text("It's your turn!")
+    assert await page.evaluate("window.__tones") == 6
+    notes = await page.evaluate("window.__notes")
+    assert len(notes) == 1 and notes[0][0].startswith("It's your turn — Aurora Live"), notes
+    await shot(page, "admitted")
+    await page.wait_for_timeout(3500)  # no surprise navigation: the button takes people on
+    assert page.url.endswith(f"/queue/{cid}")
+    await page.keyboard.press("Enter")
+    await page.wait_for_url(f"**/book/{cid}")
+    await expect(page).to_have_title(re.compile(r"^[89]:\d\d left — Aurora Live"))
+
+
+async def test_the_wait_is_put_to_use_and_the_choice_carries_into_booking(
+        pg: asyncpg.Pool, site: Site, contexts: Contexts) -> None:
+    from playwright.async_api import expect
+
+    cid, sid = await add_show(pg, price=20_000)
+    async with pg.acquire() as conn:
+        later = await conn.fetchval("INSERT INTO concert_schedules (concert_id, concert_date)"
+                                    " VALUES ($1, '2026-12-26') RETURNING id", cid)
+        await conn.execute("INSERT INTO concert_seats (schedule_id, seat_number, price)"
+                           " SELECT $1, n, CASE WHEN n <= 5 THEN 50000 ELSE 30000 END"
+                           " FROM generate_series(1, 10) n", later)
+    await site.queue(cid, admit_rate=1000)
+    await site.buy(cid, later, 5, [6], pay=True)
+    await site.queue(cid, paused=True)
+    page = await (await contexts()).new_page()
+    await sign_in(page, site, 22)
+    await page.goto(f"{site.url}/queue/{cid}")
+    dates = page.locator("#plan-dates button")
+    await expect(dates).to_have_text([re.compile("10 left · ₩20,000$"),
+                                      re.compile("9 left · ₩30,000–₩50,000$")])
+    await dates.nth(1).click()
+    await expect(dates.nth(1)).to_have_attribute("aria-pressed", "true")
+    await expect(page.locator("#plan-seats .seat")).to_have_count(10)
+    await expect(page.locator("#plan-seats .seat").nth(5)).to_have_text("6sold")
+    await expect(page.locator("#plan-seats .seat").nth(0)).to_have_text("1₩50K")
+    await page.get_by_label("Seats", exact=True).select_option("3")
+    await expect(page.locator("#plan-cost")).to_have_text("3 × ₩30,000–₩50,000 = ₩90,000–₩150,000")
+    await expect(page.locator("#plan-need")).to_contain_text("add ₩150,000")
+    await expect(page.locator("#plan-amount")).to_have_value("150000")
+    await page.get_by_role("button", name="Add to balance").click()
+    await expect(page.locator("#plan-balance")).to_have_text("₩150,000")
+    await expect(page.locator("#plan-need")).to_contain_text("enough")
+    await shot(page, "waiting-prepare")
+
+    await site.queue(cid, paused=False, admit_rate=50)
+    await page.get_by_role("link", name="Choose your seats").click()
+    await page.wait_for_url(f"**/book/{cid}")
+    await expect(page.locator("#dates button[aria-pressed=true]")).to_contain_text("9 left")
+    await expect(page.get_by_label("pick the")).to_have_value("3")
+    await expect(page.locator("#plan-hint")).to_contain_text("You planned 3 seats on")
+    await expect(page.locator("#prices")).to_contain_text("₩30,000–₩50,000 each")
+    await expect(page.locator("#balance")).to_have_text("₩150,000")
+    assert sid != later
+
+
+async def test_back_after_a_purchase_shows_the_receipt_not_a_new_place_in_line(
+        pg: asyncpg.Pool, site: Site, contexts: Contexts) -> None:
+    from playwright.async_api import expect
+
+    cid, _ = await add_show(pg, price=10_000)
+    await site.queue(cid, admit_rate=1000)
+    page = await (await contexts()).new_page()
+    joins: list[str] = []
+    page.on("request", lambda r: joins.append(r.url) if r.method == "POST" and r.url.endswith(
+        f"/concerts/{cid}/queue") else None)
+    await sign_in(page, site, 23)
+    await page.goto(f"{site.url}/queue/{cid}")
+    await page.get_by_role("link", name="Choose your seats").click()
+    await page.wait_for_url(f"**/book/{cid}")
+    await page.get_by_role("button", name="best seats for me").click()
+    await expect(page.locator("#pay-need")).to_contain_text("add ₩20,000")
+    await page.get_by_role("button", name="Add to balance").click()
+    await page.locator("#pay").click()
+    await expect(page.locator("#receipt")).to_contain_text("Seats: 1, 2")
+    assert len(joins) == 1
+
+    async def shows_the_receipt() -> None:
+        await expect(page.locator("#ended-title")).to_have_text("You're booked")
+        await expect(page.locator("#receipts")).to_contain_text("Seats: 1, 2")
+        await expect(page.get_by_role("button", name="Buy more tickets")).to_be_visible()
+        await expect(page.locator("#waiting")).to_be_hidden()
+
+    await page.go_back()
+    await page.wait_for_url(f"**/queue/{cid}")
+    await shows_the_receipt()
+    await page.goto(f"{site.url}/queue/{cid}")  # a later visit, too
+    await shows_the_receipt()
+    await page.reload()
+    await shows_the_receipt()
+    assert len(joins) == 1
+    async with site.http.get(f"{site.url}/admin/concerts/{cid}/queue", headers=ADMIN) as r:
+        figures = await r.json()
+    assert figures["waiting"] == 0 and figures["active"] == 0, figures
+    # Buying more is a choice, and then it is a new place in line.
+    await page.get_by_role("button", name="Buy more tickets").click()
+    await expect(page.locator("#admitted")).to_be_visible()
+    assert len(joins) == 2
+    await page.get_by_role("link", name="Choose your seats").click()
+    await expect(seat(page, 1)).to_have_attribute("aria-label", re.compile("sold"))
+
+
+async def test_an_unknown_concert_says_so_and_offers_nothing_that_fails(
+        site: Site, contexts: Contexts) -> None:
+    from playwright.async_api import expect
+
+    page = await (await contexts()).new_page()
+    await sign_in(page, site, 24)
+    for path in ("/queue/999999", "/book/999999"):
+        await page.goto(site.url + path)
+        await expect(page.get_by_role("heading", name="We can't find that concert")).to_be_visible()
+        await expect(page.get_by_role("link", name="See the concerts on sale")).to_be_visible()
+        for name in ("Leave the queue", "Join the queue again", "Join the queue", "Buy more tickets"):
+            await expect(page.get_by_role("button", name=name, exact=True)).to_have_count(0)
+        # Every button still on show works (the `contexts` fixture fails the test on any error).
+        for button in await page.get_by_role("button").all():
+            await button.click()
+    await shot(page, "not-found")
+    assert await page.evaluate("Object.keys(localStorage).filter(k => k.startsWith('wr.ticket.'))") == []
+
+
+async def test_leaving_asks_in_a_dialog_of_the_page(pg: asyncpg.Pool, site: Site,
+                                                    contexts: Contexts) -> None:
+    from playwright.async_api import expect
+
+    cid, _ = await add_show(pg)
+    await site.queue(cid, paused=True)
+    page = await (await contexts()).new_page()
+    page.on("dialog", lambda d: pytest.fail(f"a browser dialog: {d.message}"))
+    await sign_in(page, site, 25)
+    await page.goto(f"{site.url}/queue/{cid}")
+    await expect(page.locator("#position")).to_have_text("1")
+    leave = page.get_by_role("button", name="Leave the queue")
+    await leave.focus()
+    await page.keyboard.press("Enter")
+    dialog = page.get_by_role("dialog", name="Leave the queue?")
+    await expect(dialog).to_be_visible()
+    await expect(dialog.get_by_role("button", name="Stay in line")).to_be_focused()
+    await shot(page, "leave-dialog")
+    await page.keyboard.press("Escape")
+    await expect(dialog).to_be_hidden()
+    await expect(leave).to_be_focused()
+    await expect(page.locator("#position")).to_have_text("1")
+    await leave.click()
+    await dialog.get_by_role("button", name="Leave the queue").click()
+    await expect(page.locator("#ended-title")).to_have_text("You left the queue")
+    await expect(page.get_by_role("button", name="Join the queue again")).to_be_focused()
+
+
+async def test_the_api_docs_keep_big_integers_show_code_and_examples_and_fit_a_phone(
+        site: Site, contexts: Contexts) -> None:
+    from playwright.async_api import expect
+
+    page = await (await contexts(viewport={"width": 390, "height": 844})).new_page()
+    await page.goto(site.url + "/api/v1/docs")
+    await expect(page.locator(".op").first).to_be_visible()
+    await page.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
+    body = await page.locator("main").inner_text()
+    assert "9223372036854775807" in body and "9223372036854776000" not in body
+    assert "`" not in body
+    await expect(page.locator("#intro code")).to_have_text("code")
+    await expect(page.locator("#schema-HoldRequest + p code")).to_have_text("quantity")
+    example = page.locator("#schema-HoldRequest ~ details.example pre").first
+    assert json.loads(await example.inner_text()) == {"schedule_id": 7, "seat_numbers": [3], "quantity": 2}
+    assert await page.evaluate("document.documentElement.scrollWidth <= innerWidth")
+
+
+# -- every page, at both sizes: screenshots and an accessibility scan ---------------------
+SIZES = {"laptop": {"width": 1280, "height": 800}, "phone": {"width": 390, "height": 844}}
+
+
+async def accessible(page: Page, what: str) -> None:
+    """axe-core finds nothing serious or critical on the page as it is now."""
+    from axe_playwright_python.async_playwright import Axe
+
+    found = (await Axe().run(page)).response["violations"]
+    bad = [f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']][:5]}" for v in found
+           if v["impact"] in ("serious", "critical")]
+    assert bad == [], f"{what}: {bad}"
+
+
+@pytest.mark.parametrize("size", list(SIZES))
+async def test_every_page_passes_an_accessibility_scan_at_both_sizes(
+        pg: asyncpg.Pool, site: Site, contexts: Contexts, size: str) -> None:
+    from playwright.async_api import expect
+
+    phone = size == "phone"
+    cid, _ = await add_show(pg, seats=20, price=40_000)
+    await site.queue(cid, paused=True)
+    await site.join(cid, 1)
+    ctx = await contexts(viewport=SIZES[size], is_mobile=phone, has_touch=phone)
+    page = await ctx.new_page()
+
+    async def check(name: str) -> None:
+        await accessible(page, name)
+        await shot(page, f"{name}-{size}")
+
+    await sign_in(page, site, 31)
+    await page.goto(site.url + "/")
+    await expect(page.locator(".concerts li")).to_have_count(1)
+    await check("concerts")
+    await page.get_by_role("button", name=re.compile("Join the queue")).click()
+    await expect(page.locator("#plan-seats .seat")).to_have_count(20)
+    await check("waiting")
+    await site.queue(cid, paused=False, admit_rate=50)
+    await expect(page.locator("#admitted")).to_be_visible()
+    await check("admitted")
+    await page.get_by_role("link", name="Choose your seats").click()
+    await expect(page.locator("#seats .seat")).to_have_count(20)
+    await seat(page, 5).click()
+    await check("seat-map")
+    await page.get_by_role("button", name="best seats for me").click()
+    await expect(page.locator("#hold")).to_be_visible()
+    await check("pay-step")
+    await page.get_by_role("button", name="Add to balance").click()
+    await page.locator("#pay").click()
+    await expect(page.locator("#done")).to_be_visible()
+    await check("confirmation")
+    await page.goto(site.url + "/api/v1/docs")
+    await expect(page.locator(".op").first).to_be_visible()
+    await page.locator(".op summary").first.click()
+    await check("docs")
+    assert await page.evaluate("document.documentElement.scrollWidth <= innerWidth")
+
+
+async def test_every_page_has_a_favicon(site: Site) -> None:
+    for path in ("/", "/queue/1", "/book/1", "/api/v1/docs"):
+        async with site.http.get(site.url + path) as r:
+            assert '<link rel="icon" href="/static/favicon.svg">' in await r.text(), path
+    for path in ("/favicon.ico", "/static/favicon.svg"):
+        async with site.http.get(site.url + path) as r:
+            assert r.status == 200 and r.content_type == "image/svg+xml", (path, r.status)
+            assert (await r.text()).startswith("<svg")

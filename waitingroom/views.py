@@ -213,6 +213,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get(r"/book/{concert_id:\d+}", _page("book.html"))
     app.router.add_get("/bookings", _page("bookings.html"))
     app.router.add_get("/static/{path:.+}", static_file)
+    app.router.add_get("/favicon.ico", _page("favicon.svg"))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)

@@ -10,6 +10,7 @@ export const state = {
   schedules: [], // the concert's dates, each with its count of free seats
   scheduleId: null, // the date on the seat map
   hold: store.get("hold." + concertId), // the reservation, plus its payment's Idempotency-Key
+  plan: store.get("plan." + concertId), // {schedule_id, quantity} chosen while waiting, or null
   balance: null,
   limits: null, // the server's limits (GET /api/v1/limits), once known; null if they could not be had
   closed: false, // paid for, or blocked: the page does nothing more

@@ -1,6 +1,6 @@
 // What the booking page tells its user: the alert box, the status line, words for seats, dates and
 // errors, and the card that ends a visit when the queue ticket can book no more.
-import { $, text, tooSoon, tryAgainIn } from "./common.js";
+import { $, day, text, tooSoon, tryAgainIn } from "./common.js";
 import { state } from "./book-state.js";
 
 export function alertBox(message, kind = "bad") {
@@ -23,8 +23,7 @@ export function seatList(numbers) {
 /** A date of the concert, by schedule id, in the reader's words ("" when unknown). */
 export function dateOf(id) {
   const s = state.schedules.find((x) => x.id === id);
-  return s ? new Date(s.concert_date + "T00:00:00").toLocaleDateString(undefined,
-    { weekday: "short", year: "numeric", month: "short", day: "numeric" }) : "";
+  return s ? day(s.concert_date) : "";
 }
 
 export function plain(e) {
@@ -37,8 +36,11 @@ export function plain(e) {
   }
 }
 
-/** Stop everything and explain why this ticket can book no more. */
-export function blocked(title, body) {
+/**
+ * Stop everything and explain why this ticket can book no more; `requeue` is the words of the
+ * button that joins the queue again, or null for none (there is no queue to join).
+ */
+export function blocked(title, body, requeue = "Join the queue again") {
   state.closed = true;
   clearTimeout(state.seatsTimer);
   if (state.stopWindow) state.stopWindow();
@@ -47,6 +49,11 @@ export function blocked(title, body) {
   $("#blocked").hidden = false;
   text($("#blocked-title"), title);
   text($("#blocked-text"), body);
+  $("#requeue").hidden = !requeue;
+  if (requeue) text($("#requeue"), requeue);
+  else text($("#blocked-home"), "See the concerts on sale");
+  $("#blocked-home").classList.toggle("secondary", !!requeue);
+  document.title = title;
   alertBox("");
   say(title);
 }

@@ -2,11 +2,13 @@
 // This module wires the parts: the seat map (seatmap.js), the sale (checkout.js), the page's state
 // (book-state.js) and its messages (book-ui.js); it loads the dates, refreshes the map, and starts.
 import {
-  $, api, clock, dropTicket, everySecond, limits, localTime, saveTicket, secondsLeft, store, text, userId,
+  $, api, clock, dropTicket, everySecond, limits, localTime, priceRange, saveTicket, secondsLeft, shortMoney, store,
+  text, userId,
 } from "./common.js";
 import { state } from "./book-state.js";
 import { alertBox, blocked, dateOf, plain, say, tokenTrouble } from "./book-ui.js";
 import { checkout } from "./checkout.js";
+import { receipts } from "./receipt.js";
 import { seatMap } from "./seatmap.js";
 
 const SEATS_POLL_MS = 5000;
@@ -36,7 +38,8 @@ async function loadSchedules() {
     box.append(b);
   }
   $("#no-dates").hidden = state.schedules.length > 0;
-  const keep = state.hold ? state.hold.schedule_id : state.scheduleId;
+  // The held date, else the one on show, else the one chosen while waiting.
+  const keep = state.hold ? state.hold.schedule_id : state.scheduleId ?? (state.plan && state.plan.schedule_id);
   if (state.schedules.length) {
     await chooseSchedule(state.schedules.some((s) => s.id === keep) ? keep : state.schedules[0].id);
   }
@@ -70,6 +73,7 @@ async function refreshSeats() {
     // A slower, older answer must not paint over a newer one.
     if (asked !== state.seatsAsked || id !== state.scheduleId || state.closed) return;
     map.render(list);
+    showPrices(list);
     const sched = state.schedules.find((x) => x.id === id);
     if (sched) {
       sched.available_seats = list.filter((s) => s.status === "AVAILABLE").length;
@@ -85,21 +89,44 @@ async function refreshSeats() {
   }
 }
 
+/** The prices of the date, before anything is held. */
+function showPrices(list) {
+  const prices = list.map((s) => s.price);
+  if (!prices.length) return;
+  const lo = Math.min(...prices), hi = Math.max(...prices);
+  text($(".price-sample"), shortMoney(lo));
+  text($("#prices"), lo === hi ? `Every seat on this date costs ${priceRange(lo, hi)}.`
+    : `Seats on this date cost ${priceRange(lo, hi)} each; every available seat shows its price.`);
+}
+
+/** What was chosen while waiting, said once the dates are known. */
+function showPlan() {
+  const p = state.plan;
+  if (!p || state.hold) return;
+  const n = Number($("#best-n").value);
+  const on = p.schedule_id === state.scheduleId ? " on " + dateOf(p.schedule_id) : "";
+  text($("#plan-hint"), `You planned ${n} seat${n > 1 ? "s" : ""}${on}: pick them on the map, or let us pick the best ${n} for you.`);
+  $("#plan-hint").hidden = false;
+}
+
 // -- start -------------------------------------------------------------------------------
 async function start() {
   const { concertId } = state;
   const user = userId();
   if (user) text($("#who"), "User " + user);
-  const receipt = store.get("receipt." + concertId);
+  const bought = receipts(concertId).length > 0;
+  let known = null; // whether the concert exists; null when the list could not be had
   try {
     const all = await api("GET", "/api/v1/concerts");
     const c = all.find((x) => x.id === concertId);
+    known = !!c;
     if (c) { state.concertName = c.name; text($("#title"), "Choose your seats: " + c.name); }
   } catch { /* the title can wait */ }
   const t = state.ticket;
   if (!t) {
-    if (receipt) sale.showReceipt(receipt);
-    else blocked("Queue first", "To book seats, join this concert's queue and wait for your turn.");
+    if (bought) sale.showReceipt();
+    else if (known === false) notFound();
+    else blocked("Queue first", "To book seats, join this concert's queue and wait for your turn.", "Join the queue");
     return;
   }
   let s;
@@ -111,7 +138,7 @@ async function start() {
   }
   if (s.state === "WAITING") { location.replace("/queue/" + concertId); return; }
   if (s.state === "EXPIRED") {
-    if (s.reason === "completed" && receipt) { sale.showReceipt(receipt); return; }
+    if (s.reason === "completed" && bought) { sale.showReceipt(); return; }
     dropTicket(concertId);
     blocked("Your booking time is over", s.reason === "completed"
       ? "This ticket has been used for a payment already."
@@ -124,7 +151,9 @@ async function start() {
   $("#shop").hidden = false;
   text($("#window-until"), localTime(s.expires_at));
   state.stopWindow = everySecond(() => {
-    text($("#window-left"), clock(s.expires_at));
+    const left = clock(s.expires_at);
+    text($("#window-left"), left);
+    document.title = `${left} left — ${state.concertName || "Choose your seats"}`;
     if (secondsLeft(s.expires_at) <= 0) tokenTrouble({ code: "token_expired" });
   });
   if (state.hold) {
@@ -136,18 +165,31 @@ async function start() {
       sale.dropHold();
     }
   }
-  await Promise.all([sale.loadBalance(), loadSchedules().catch((e) => {
+  await Promise.all([sale.loadBalance(), loadSchedules().then(showPlan, (e) => {
     if (!tokenTrouble(e)) alertBox("Could not load the dates. " + plain(e));
   })]);
 }
 
-$("#requeue").addEventListener("click", () => {
+function notFound() {
+  blocked("We can't find that concert",
+    "There is no concert at this address: it may have been taken off sale, or the link may be mistyped.", null);
+  text($("#title"), "Concert not found");
+}
+
+/** A deliberate new place in line (the waiting page would otherwise show what was bought). */
+function requeue() {
   dropTicket(state.concertId);
   store.drop("hold." + state.concertId);
+  try { sessionStorage.setItem("wr.join." + state.concertId, "1"); } catch { /* private mode */ }
   location.assign("/queue/" + state.concertId);
-});
+}
+
+$("#requeue").addEventListener("click", requeue);
+$("#more").addEventListener("click", requeue);
 document.addEventListener("visibilitychange", () => {
   if (document.visibilityState === "visible" && !state.closed) refreshSeats();
 });
+// A page brought back from the back-forward cache shows the booking as it is now.
+addEventListener("pageshow", (ev) => { if (ev.persisted) location.reload(); });
 
 start();

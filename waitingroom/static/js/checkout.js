@@ -1,6 +1,7 @@
 // Holding seats, the balance, paying and the receipt: the booking page's side of the sale.
 import { $, api, clock, dropTicket, everySecond, money, num, secondsLeft, store, text } from "./common.js";
 import { state } from "./book-state.js";
+import { keepReceipt, receipts, showReceipts } from "./receipt.js";
 import { alertBox, dateOf, holdOff, plain, say, seatList, tokenTrouble, tooBusy } from "./book-ui.js";
 
 const BEST_SEATS = 2; // what "pick the … best seats for me" offers first
@@ -33,7 +34,7 @@ export function checkout({ map, refreshSeats }) {
       $("#charge-amount").max = limits.charge_max;
     }
     const most = limits ? limits.max_seats_per_user : BEST_SEATS;
-    const first = Math.min(BEST_SEATS, most);
+    const first = Math.min((state.plan && state.plan.quantity) || BEST_SEATS, most);
     const select = $("#best-n");
     select.replaceChildren();
     for (let n = 1; n <= most; n += 1) select.add(new Option(n, n, n === first, n === first));
@@ -49,6 +50,19 @@ export function checkout({ map, refreshSeats }) {
   function showBalance(b) {
     state.balance = b;
     text($("#balance"), money(b));
+    showNeed();
+  }
+
+  /** The pay step says whether the balance covers the hold, and offers the difference. */
+  function showNeed() {
+    const h = state.hold;
+    if (!h || state.balance === null) return;
+    const short = h.total_price - state.balance;
+    text($("#pay-need"), short > 0
+      ? `Your balance is ${money(state.balance)}: add ${money(short)} or more to pay.`
+      : `Your balance of ${money(state.balance)} covers it.`);
+    const least = state.limits ? state.limits.charge_min : 1;
+    if (short > 0 && document.activeElement !== $("#charge-amount")) $("#charge-amount").value = Math.max(least, short);
   }
 
   async function loadBalance() {
@@ -97,6 +111,7 @@ export function checkout({ map, refreshSeats }) {
         { token: token(), body: { schedule_id: state.scheduleId, ...body } });
       map.unpick();
       showHold(r);
+      $("#hold-title").focus({ preventScroll: true });
       $("#hold").scrollIntoView({ block: "nearest", behavior: "smooth" });
       say(`Holding ${seatList(r.seats.map((s) => s.seat_number))} for you.`);
     } catch (e) {
@@ -142,6 +157,7 @@ export function checkout({ map, refreshSeats }) {
     });
     showMine();
     showPicked();
+    showNeed();
   }
 
   function dropHold() {
@@ -181,14 +197,13 @@ export function checkout({ map, refreshSeats }) {
         token: token(), body: { reservation_id: hold.id }, headers: { "Idempotency-Key": hold.key },
       });
       showBalance(p.balance);
-      const receipt = {
+      keepReceipt(state.concertId, {
         concert: state.concertName, date: dateOf(hold.schedule_id), seats: hold.seats.map((s) => s.seat_number),
         amount: p.amount, payment: p.id, balance: p.balance,
-      };
-      store.set("receipt." + state.concertId, receipt);
+      });
       dropHold();
       dropTicket(state.concertId);
-      showReceipt(receipt);
+      showReceipt();
     } catch (e) {
       button.disabled = false;
       if (tokenTrouble(e) || tooBusy(e)) return;
@@ -198,7 +213,7 @@ export function checkout({ map, refreshSeats }) {
           const least = state.limits ? state.limits.charge_min : 0;
           $("#charge-amount").value = Math.max(least, hold.total_price - (state.balance ?? 0));
           alertBox(`Your balance (${money(state.balance ?? 0)}) is less than the ${money(hold.total_price)} total. ` +
-            "Add money below, then press Pay again.");
+            "Add money here, then press Pay again.");
           $("#charge-amount").focus();
           break;
         }
@@ -232,30 +247,20 @@ export function checkout({ map, refreshSeats }) {
 
   $("#pay").addEventListener("click", () => pay());
 
-  function showReceipt(r) {
+  /** The purchases made here (this one first): the page's end. */
+  function showReceipt() {
     state.closed = true;
     clearTimeout(state.seatsTimer);
     if (state.stopWindow) state.stopWindow();
     $("#shop").hidden = true;
     $("#blocked").hidden = true;
     $("#done").hidden = false;
-    const box = $("#receipt");
-    box.replaceChildren();
-    const line = (label, value) => {
-      const p = document.createElement("p");
-      p.append(label + " ");
-      const b = document.createElement("b");
-      b.textContent = value;
-      p.append(b);
-      box.append(p);
-    };
-    line("Concert:", r.concert || "your concert");
-    line("Date:", r.date);
-    line(r.seats.length === 1 ? "Seat:" : "Seats:", r.seats.join(", "));
-    line("Paid:", money(r.amount) + ` (payment #${r.payment})`);
-    line("Balance left:", money(r.balance));
+    const list = receipts(state.concertId);
+    showReceipts($("#receipt"), list);
     text($("#title"), "Booking confirmed");
-    say("Booking confirmed: " + seatList(r.seats) + ".");
+    document.title = "Booking confirmed" + (state.concertName ? " — " + state.concertName : "");
+    if (list.length) say("Booking confirmed: " + seatList(list[0].seats) + ".");
+    $("#done-title").focus();
   }
 
   return { useLimits, loadBalance, showHold, dropHold, showMine, showPicked, showReceipt };

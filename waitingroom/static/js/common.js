@@ -21,7 +21,7 @@ export function setUserId(id) {
   if (String(id) !== String(userId())) {
     // Tokens belong to the previous user: forget them.
     for (const k of Object.keys(localStorage)) {
-      if (k.startsWith(KEY + "ticket.") || k.startsWith(KEY + "hold.")) localStorage.removeItem(k);
+      if (/^wr\.(ticket|hold|plan|receipts?)\./.test(k)) localStorage.removeItem(k);
     }
   }
   store.set("user", id);
@@ -128,13 +128,21 @@ export function text(el, value) {
 
 const won = new Intl.NumberFormat(undefined, { style: "currency", currency: "KRW" });
 const count = new Intl.NumberFormat();
+const wonShort = new Intl.NumberFormat(undefined, { style: "currency", currency: "KRW", notation: "compact" });
 export const money = (n) => won.format(n);
+/** A price in few characters, for a seat's label ("₩100K"). */
+export const shortMoney = (n) => wonShort.format(n);
+/** A price range: "₩10,000" or "₩10,000–₩30,000". */
+export const priceRange = (lo, hi) => (lo === hi ? money(lo) : `${money(lo)}–${money(hi)}`);
+/** A concert date ("2026-12-24") in the reader's words: "Thu, Dec 24, 2026". */
+export const day = (iso) => new Date(iso + "T00:00:00").toLocaleDateString(undefined,
+  { weekday: "short", year: "numeric", month: "short", day: "numeric" });
 export const num = (n) => count.format(n);
 
-/** "less than a minute", "about 3 min", "about 1 h 20 min". */
+/** "under a minute", "about 3 min", "about 1 h 20 min". */
 export function duration(seconds) {
   if (seconds == null) return "unknown";
-  if (seconds < 60) return "less than a minute";
+  if (seconds < 60) return "under a minute";
   const m = Math.round(seconds / 60);
   if (m < 60) return `about ${m} min`;
   return `about ${Math.floor(m / 60)} h ${m % 60} min`;
@@ -158,7 +166,12 @@ export function clock(until) {
 export const secondsLeft = (until) => (Date.parse(until) - Date.now()) / 1000;
 
 export const localTime = (iso) =>
-  new Date(iso).toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  new Date(iso).toLocaleTimeString(undefined, { hour: "numeric", minute: "2-digit", second: "2-digit" });
+/** A time of day to the minute ("12:41"), from a date, an RFC 3339 string or milliseconds. */
+export const hourMinute = (when) => new Date(when).toLocaleTimeString(undefined, { hour: "numeric", minute: "2-digit" });
+
+/** A window in words: "10 minutes", "90 seconds", "about 2 hours". */
+export const minutes = (s) => (s % 60 === 0 && s < 7200 ? `${s / 60} minute${s === 60 ? "" : "s"}` : roughly(s));
 
 /** One ticking timer for every countdown on the page; stops when there is none. */
 const ticks = new Set();

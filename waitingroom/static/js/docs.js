@@ -1,4 +1,4 @@
-// The API docs page: renders /api/v1/openapi.json.
+// The API docs page: renders /api/v1/openapi.json, with an example for every body.
 "use strict";
 const el = (tag, attrs = {}, ...kids) => {
   const e = document.createElement(tag);
@@ -6,6 +6,35 @@ const el = (tag, attrs = {}, ...kids) => {
   for (const k of kids) e.append(k);
   return e;
 };
+
+// Ids go up to 2^63 - 1, past what a JavaScript number holds exactly: integers that a number would
+// round are kept as BigInt, from their source text (JSON.parse's reviver context), or, where a
+// browser has no such context, from the text itself (big integer literals outside strings are
+// quoted with a marker first).
+const BIG = "\u0000big:";
+function parseSpec(text) {
+  const exact = (v) => typeof v === "number" && !Number.isSafeInteger(v) && Number.isInteger(v);
+  let hasSource = false;
+  JSON.parse("1", (k, v, ctx) => { hasSource = !!(ctx && ctx.source); return v; });
+  if (hasSource) {
+    return JSON.parse(text, (k, v, ctx) => (exact(v) && /^-?\d+$/.test(ctx.source) ? BigInt(ctx.source) : v));
+  }
+  const quoted = text.replace(/"(?:[^"\\]|\\.)*"|-?\d{16,}(?![.eE\d])/g,
+    (m) => (m[0] === '"' ? m : `"${BIG}${m}"`));
+  return JSON.parse(quoted, (k, v) => (typeof v === "string" && v.startsWith(BIG) ? BigInt(v.slice(BIG.length)) : v));
+}
+
+// Prose with `backticks` shows them as code.
+function prose(text) {
+  const f = document.createDocumentFragment();
+  String(text || "").split("`").forEach((part, i) => {
+    if (part) f.append(i % 2 ? el("code", {}, part) : part);
+  });
+  return f;
+}
+
+let components = {};
+const resolve = (s) => (s && s.$ref ? components[s.$ref.split("/").pop()] : s);
 
 // A schema as a short type expression, with links to named components.
 function typeOf(s) {
@@ -27,11 +56,54 @@ function typeOf(s) {
   const limits = [];
   for (const [k, sym] of [["minimum", "≥"], ["maximum", "≤"], ["minLength", "len ≥"],
                           ["maxLength", "len ≤"], ["minItems", "items ≥"], ["maxItems", "items ≤"]]) {
-    if (s[k] !== undefined) limits.push(sym + " " + s[k]);
+    if (s[k] !== undefined) limits.push(sym + " " + String(s[k]));
   }
   if (limits.length) text += " (" + limits.join(", ") + ")";
   return text;
 }
+
+// A small, plausible example of a schema; `name` is the field it is for (a hint at its meaning).
+const NAMED = {
+  token: "7b0c2f4e-5a1d-4c36-9e0b-2d8f6a1c3e57", identity: "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiI0MiJ9.c2ln",
+  name: "Aurora Live", host: "Seoul Arena", code: "seat_unavailable", title: "Conflict",
+  detail: "Seat 3 is not on sale", type: "about:blank", ws_url: "ws://127.0.0.1:8080/ws/queue?token=7b0c…",
+  position: 42, eta_seconds: 5, seat_number: 3, quantity: 2, status: 409, amount: 100000, price: 100000,
+  total_price: 200000, balance: 150000, price_min: 80000, price_max: 120000, available_seats: 48,
+  waiting: 1200, active: 35, admit_rate: 10, max_active: 1000,
+};
+function example(schema, name = "", depth = 0) {
+  const s = resolve(schema) || {};
+  if (depth > 6) return null;
+  if (s.examples && s.examples.length) return s.examples[0];
+  if (s.example !== undefined) return s.example;
+  if (s.const !== undefined) return s.const;
+  if (s.enum) return s.enum[0];
+  const union = s.anyOf || s.oneOf;
+  if (union) return example(union.find((u) => u.type !== "null") || union[0], name, depth + 1);
+  if (s.type === "object" || s.properties) {
+    const o = {};
+    for (const [k, p] of Object.entries(s.properties || {})) o[k] = example(p, k, depth + 1);
+    return o;
+  }
+  if (s.type === "array") return [example(s.items, name.replace(/s$/, ""), depth + 1)];
+  if (s.type === "boolean") return false;
+  if (s.type === "null") return null;
+  if (s.type === "string") {
+    if (s.format === "date-time" || /_at$/.test(name)) return "2026-12-24T19:10:00Z";
+    if (s.format === "date" || /date$/.test(name)) return "2026-12-24";
+    return typeof NAMED[name] === "string" ? NAMED[name] : "string";
+  }
+  if (s.type === "integer" || s.type === "number") {
+    let n = typeof NAMED[name] === "number" ? NAMED[name] : /(^|_)id$/.test(name) ? 7 : 1;
+    if (s.minimum !== undefined && n < Number(s.minimum)) n = Number(s.minimum);
+    if (s.maximum !== undefined && n > Number(s.maximum)) n = Number(s.maximum);
+    return n;
+  }
+  return null;
+}
+const exampleBlock = (schema, open = false) =>
+  el("details", {class: "example", ...(open ? {open: ""} : {})}, el("summary", {}, "Example"),
+     el("pre", {}, JSON.stringify(example(schema), null, 2)));
 
 function schemaTable(s) {
   if (!s.properties) return el("div", {}, typeOf(s));
@@ -40,15 +112,14 @@ function schemaTable(s) {
   const required = new Set(s.required || []);
   for (const [name, p] of Object.entries(s.properties)) {
     t.append(el("tr", {}, el("td", {}, el("code", {}, name)), el("td", {}, typeOf(p)),
-                el("td", {}, (required.has(name) ? "required. " : "optional. ") +
-                             (p.description || ""))));
+                el("td", {}, required.has(name) ? "required. " : "optional. ", prose(p.description))));
   }
-  return t;
+  return el("div", {class: "scroll"}, t);
 }
 
 function operation(path, method, op) {
   const body = el("div", {class: "body"});
-  if (op.description) body.append(el("p", {}, op.description));
+  if (op.description) body.append(el("p", {}, prose(op.description)));
   body.append(el("p", {class: "lock"}, op.security && op.security.length
     ? "Authorization: Bearer <" + Object.keys(op.security[0])[0] + ">" : "No authorization"));
   if (op.parameters) {
@@ -56,32 +127,36 @@ function operation(path, method, op) {
                                   el("th", {}, "type")));
     for (const p of op.parameters) {
       t.append(el("tr", {}, el("td", {}, el("code", {}, p.name)), el("td", {}, p.in),
-                  el("td", {}, typeOf(p.schema), p.description ? " — " + p.description : "")));
+                  el("td", {}, typeOf(p.schema), p.description ? " — " : "", prose(p.description))));
     }
-    body.append(t);
+    body.append(el("div", {class: "scroll"}, t));
   }
   if (op.requestBody) {
-    body.append(el("h4", {}, "Request body"),
-                typeOf(op.requestBody.content["application/json"].schema));
+    const schema = op.requestBody.content["application/json"].schema;
+    body.append(el("h3", {}, "Request body"), el("p", {}, typeOf(schema)), exampleBlock(schema, true));
   }
-  body.append(el("h4", {}, "Responses"));
+  body.append(el("h3", {}, "Responses"));
   const t = el("table");
+  let shown = null;
   for (const [status, r] of Object.entries(op.responses)) {
     const content = r.content && Object.values(r.content)[0];
     t.append(el("tr", {}, el("td", {}, el("b", {}, status)),
                 el("td", {}, content ? typeOf(content.schema) : "empty"),
-                el("td", {}, r.description || "")));
+                el("td", {}, prose(r.description))));
+    if (!shown && content && /^[12]/.test(status)) shown = content.schema;
   }
-  body.append(t);
+  body.append(el("div", {class: "scroll"}, t));
+  if (shown) body.append(exampleBlock(shown, true));
   return el("details", {class: "op"},
             el("summary", {}, el("span", {class: "method " + method}, method),
-               el("span", {class: "path"}, path), el("span", {}, op.summary || "")),
+               el("span", {class: "path"}, path), el("span", {class: "summary"}, op.summary || "")),
             body);
 }
 
-fetch("/api/v1/openapi.json").then(r => r.json()).then(spec => {
+fetch("/api/v1/openapi.json").then(r => r.text()).then(parseSpec).then(spec => {
+  components = spec.components.schemas;
   document.getElementById("title").textContent = spec.info.title + " API";
-  document.getElementById("intro").textContent = spec.info.description || "";
+  document.getElementById("intro").replaceChildren(prose(spec.info.description));
   const byTag = new Map();
   for (const [path, methods] of Object.entries(spec.paths)) {
     for (const [method, op] of Object.entries(methods)) {
@@ -94,8 +169,8 @@ fetch("/api/v1/openapi.json").then(r => r.json()).then(spec => {
   ops.textContent = "";
   for (const [tag, items] of byTag) ops.append(el("h2", {}, tag), ...items);
   const schemas = document.getElementById("schemas");
-  for (const [name, s] of Object.entries(spec.components.schemas)) {
+  for (const [name, s] of Object.entries(components)) {
     schemas.append(el("h3", {id: "schema-" + name}, name),
-                   s.description ? el("p", {}, s.description) : "", schemaTable(s));
+                   s.description ? el("p", {}, prose(s.description)) : "", schemaTable(s), exampleBlock(s));
   }
 }).catch(e => { document.getElementById("ops").textContent = "Could not load the spec: " + e; });

@@ -1,67 +1,102 @@
 // The waiting page: a live place in line over a WebSocket, reconnecting by itself, polling
-// when WebSockets fail, and on to booking when admitted.
+// when WebSockets fail, and the moment of admission. What the wait can be used for (previews,
+// the balance, a sound or a notification at one's turn) comes in later, from prepare.js.
 import {
-  $, api, clock, duration, dropTicket, everySecond, limits, localTime, num, pathId, roughly, saveTicket, text, ticket,
-  tooSoon, tryAgainIn, userId,
+  $, api, clock, duration, dropTicket, everySecond, hourMinute, limits, localTime, minutes, num, pathId, roughly,
+  saveTicket, text, ticket, tooSoon, tryAgainIn, userId,
 } from "./common.js";
+import { receipts, showReceipts } from "./receipt.js";
 
 const concertId = pathId();
 const POLL_MS = 2500;
 const POLL_AFTER_FAILURES = 3;
 const MAX_BACKOFF_MS = 30000;
-const GO_AFTER_MS = 3000;
-const PING_MS = 20000; // a socket that hears nothing for two of these is taken for dead
+const PING_MS = 15000; // a socket that hears nothing for two of these is taken for dead
 const ENDED = {
   timeout: ["Your time ran out", "Your booking window closed before you finished. You can queue again."],
   left: ["You left the queue", "You gave up your place. You can queue again if you change your mind."],
-  completed: ["You're all booked", "Your payment went through."],
+  completed: ["You're booked", "Your payment went through."],
   dropped: ["Your place was given up",
     "This page was closed or offline for too long, so your place went to the next person. You can queue again."],
   unknown: ["We could not find your place", "Your queue ticket is not valid any more. You can queue again."],
   signed_out: ["Your sign-in has expired", "Sign in again on the concerts page, then join the queue."],
+  missing: ["We can't find that concert",
+    "There is no concert at this address: it may have been taken off sale, or the link may be mistyped."],
 };
+const JOIN_KEY = "wr.join." + concertId; // set by a deliberate "join again", used once
 
 let t = ticket(concertId); // {token, first, expires_at}
-let position = null, eta = null;
+let position = null, eta = null, rate = null, soldOut = false;
 let conn = "connecting"; // connecting | live | reconnecting | polling
 let ws = null, failures = 0, retryTimer = 0, pollTimer = 0, pingTimer = 0, polling = false, finished = false;
-let lastHeard = 0;
-let lastAnnounce = 0, stopCountdown = null;
+let lastHeard = 0, heard = null;
+let lastAnnounce = 0, stopCountdown = null, concertName = "", extras = null;
 
 // -- showing ---------------------------------------------------------------------------
 function status() {
   if (finished) return;
+  const offline = conn === "reconnecting";
+  $("#status").classList.toggle("offline", offline);
+  $("#waiting").classList.toggle("stale", offline);
+  for (const e of document.querySelectorAll(".last-known")) e.hidden = !offline || position === null;
   let s;
-  if (conn === "reconnecting") s = "Connection lost — reconnecting… You keep your place.";
+  if (offline) s = "Connection lost — reconnecting… You keep your place. The figures below are the last known.";
   else if (position === null) s = "Finding your place in line…";
+  else if (soldOut) s = "Every seat is held or sold just now. You keep your place: if seats come back on sale, the line moves again.";
   else if (eta === null) s = "The queue is paused by the organiser. You keep your place; it moves again when they resume.";
   else if (position === 1) s = "You're next! Keep this page open.";
   else s = "You're in line. Keep this page open; it updates by itself.";
   if (conn === "polling") s += " (Live updates are unavailable here, so this page checks every few seconds.)";
   text($("#status"), s);
+  if (heard) text($("#updated"), (offline ? "Last heard from the server at " : "Updated ") + localTime(heard));
 }
 
-function showPlace(pos, etaSeconds) {
+/** A frame or poll was heard: the figures are current as of now. */
+function beat() {
+  heard = new Date();
+  status();
+}
+
+function showPlace(pos, etaSeconds, admitRate) {
+  // The wait shown never grows while the line moves at an unchanged rate: an estimate that rises
+  // while people go through reads as going backwards. A stalled line or a new rate may raise it.
+  const moved = position !== null && pos < position;
+  const sameRate = admitRate === undefined || rate === null || admitRate === rate;
+  if (etaSeconds !== null && eta !== null && etaSeconds > eta && moved && sameRate) etaSeconds = eta;
+  if (admitRate !== undefined) rate = admitRate;
   position = pos;
   eta = etaSeconds;
+  soldOut = false;
   if (!t.first || pos > t.first) { t.first = pos; saveTicket(concertId, t); }
   text($("#position"), num(pos));
-  text($("#ahead"), num(pos - 1));
-  text($("#eta"), etaSeconds === null ? "paused" : duration(etaSeconds));
+  const etaBox = $("#eta");
+  if (etaSeconds === null) {
+    text(etaBox, "paused");
+    delete etaBox.dataset.seconds;
+    text($("#eta-at"), "");
+  } else {
+    text(etaBox, duration(etaSeconds));
+    etaBox.dataset.seconds = etaSeconds;
+    text($("#eta-at"), "around " + hourMinute(Date.now() + etaSeconds * 1000));
+  }
+  $("#paused").hidden = etaSeconds !== null;
+  $("#moving").hidden = etaSeconds === null;
   const bar = $("#progress");
   const span = Math.max(t.first - 1, 1);
   bar.max = span;
-  bar.value = t.first === 1 ? span : t.first - pos;
-  text($("#progress-text"), t.first === pos
-    ? `You joined at number ${num(t.first)}.`
-    : `You joined at number ${num(t.first)}; ${num(t.first - pos)} of the ${num(t.first - 1)} people ahead of you have gone through.`);
+  bar.value = Math.min(span, t.first - pos);
+  text($("#progress-text"), t.first === 1 ? "You joined at the front of the line."
+    : t.first === pos ? `You joined at place ${num(t.first)}.`
+    : `You joined at place ${num(t.first)}; ${num(t.first - pos)} of the ${num(t.first - 1)} people ahead of you have gone through.`);
+  document.title = `${num(pos)} in line — ${concertName || "Waiting room"}`;
   // Tell screen readers now and then, not every second.
   const now = Date.now();
   if (now - lastAnnounce > 15000 || pos <= 3) {
     lastAnnounce = now;
-    text($("#announce"), `You are number ${num(pos)} in line.`);
+    text($("#announce"), `Your place in line: ${num(pos)}. ` + (etaSeconds === null ? "The queue is paused."
+      : `Estimated wait ${duration(etaSeconds)}.`));
   }
-  status();
+  beat();
 }
 
 function setConn(c) {
@@ -83,44 +118,53 @@ function stopAll() {
   clearTimeout(retryTimer);
   stopPolling();
   dropSocket();
+  // The card that follows says it all: the status line stays for screen readers only.
+  $("#status").classList.remove("offline");
+  $("#status").classList.add("visually-hidden");
+  if (extras) extras.stop();
 }
 
 function admitted(expiresAt) {
   if (finished) return;
+  const live = position !== null; // admitted while this page watched, not found so on arrival
   stopAll();
   t.expires_at = expiresAt;
   saveTicket(concertId, t);
   $("#waiting").hidden = true;
+  $("#prepare").hidden = true;
   $("#admitted").hidden = false;
   text($("#deadline"), localTime(expiresAt));
-  stopCountdown = everySecond(() => text($("#deadline-left"), clock(expiresAt)));
-  text($("#status"), `It's your turn! Book before ${localTime(expiresAt)}. Taking you to the seats…`);
-  const go = "/book/" + concertId;
-  $("#go").href = go;
-  setTimeout(() => location.assign(go), GO_AFTER_MS);
+  stopCountdown = everySecond(() => {
+    const left = clock(expiresAt);
+    text($("#deadline-left"), left);
+    document.title = `Your turn — ${left}`;
+  });
+  text($("#status"), `It's your turn! Choose your seats and pay before ${localTime(expiresAt)}.`);
+  $("#go").href = "/book/" + concertId;
+  $("#go").focus();
+  if (live && extras) extras.ring(concertName, expiresAt);
 }
 
 function ended(reason) {
+  if (reason === "missing") text($("#title"), "Concert not found");
   if (finished) return;
   stopAll();
   if (stopCountdown) stopCountdown();
-  if (reason !== "completed") dropTicket(concertId);
+  if (reason !== "completed" && reason !== "missing") dropTicket(concertId);
   const [title, body] = ENDED[reason] || ENDED.unknown;
-  $("#waiting").hidden = true;
-  $("#admitted").hidden = true;
+  const mine = reason === "completed" ? receipts(concertId) : [];
+  for (const id of ["#waiting", "#admitted", "#prepare"]) $(id).hidden = true;
   $("#ended").hidden = false;
   text($("#ended-title"), title);
-  text($("#ended-text"), body);
-  text($("#status"), title + ". " + body);
-  $("#again").hidden = reason === "completed" || reason === "signed_out";
+  text($("#ended-text"), mine.length ? (mine.length === 1 ? "Your tickets:" : "Your tickets, newest first:") : body);
+  showReceipts($("#receipts"), mine);
+  text($("#status"), title + ". " + (mine.length ? "Your tickets are below." : body));
+  document.title = title;
+  $("#again").hidden = reason === "signed_out" || reason === "missing";
+  text($("#again"), reason === "completed" ? "Buy more tickets" : "Join the queue again");
   if (reason === "signed_out") text($("#home"), "Sign in again"); // the concerts page signs in
-  if (reason === "completed") {
-    const a = document.createElement("a");
-    a.className = "button";
-    a.href = "/book/" + concertId;
-    a.textContent = "See your tickets";
-    $("#ended-text").after(a);
-  }
+  if (reason === "missing") text($("#home"), "See the concerts on sale");
+  $("#home").classList.toggle("secondary", !$("#again").hidden);
 }
 
 function apply(s) {
@@ -161,9 +205,11 @@ function connect() {
     failures = 0;
     if (polling) stopPolling();
     if (conn !== "live") setConn("live");
-    if (f.type === "position") showPlace(f.position, f.eta_seconds);
+    if (f.type === "position") showPlace(f.position, f.eta_seconds, f.admit_rate);
     else if (f.type === "admitted") admitted(f.expires_at);
     else if (f.type === "expired") ended(f.reason);
+    else if (f.type === "sold_out") { soldOut = true; beat(); }
+    else if (f.type === "pong") beat();
   };
   sock.onclose = (ev) => {
     if (ws !== sock) return;
@@ -231,12 +277,24 @@ async function join() {
 async function start() {
   const user = userId();
   if (user) text($("#who"), "User " + user);
-  api("GET", "/api/v1/concerts").then((all) => {
+  // true or false once the concert list says whether this concert exists; null if it could not
+  const known = api("GET", "/api/v1/concerts").then((all) => {
     const c = all.find((x) => x.id === concertId);
-    if (c) { text($("#title"), "Waiting room: " + c.name); document.title = c.name + " — waiting room"; }
-  }).catch(() => {});
+    if (c) {
+      concertName = c.name;
+      text($("#title"), "Waiting room: " + c.name);
+      if (!finished && position === null) document.title = c.name + " — waiting room";
+    }
+    return !!c;
+  }, () => null);
+  let deliberate = false;
+  try { deliberate = sessionStorage.getItem(JOIN_KEY) === "1"; sessionStorage.removeItem(JOIN_KEY); } catch { /* private mode */ }
+  // Someone who bought here sees their tickets: a new place in line only when asked for.
+  const bought = () => !deliberate && receipts(concertId).length > 0;
   try {
     if (!t) {
+      if (bought()) { ended("completed"); return; }
+      if (await known === false) { ended("missing"); return; }
       if (!await join()) return;
     } else {
       try {
@@ -245,16 +303,13 @@ async function start() {
         if (e.code !== "token_invalid") throw e;
         dropTicket(concertId);
         t = null;
+        if (bought()) { ended("completed"); return; }
         if (!await join()) return;
       }
     }
   } catch (e) {
     if (e.code === "signed_out") { ended("signed_out"); return; }
-    if (e.code === "not_found") {
-      text($("#status"), "There is no such concert.");
-      finished = true;
-      return;
-    }
+    if (e.code === "not_found") { ended("missing"); return; }
     if (!t) {
       text($("#status"), "Could not reach the server to join the queue; trying again…");
       setTimeout(start, 3000);
@@ -262,24 +317,49 @@ async function start() {
     }
     // The server is unreachable or busy: the socket's retries take it from here.
   }
-  if (t && !finished) connect();
+  if (!t || finished) return;
+  connect();
+  import("./prepare.js").then((m) => {
+    if (finished) return;
+    extras = m;
+    m.start({ concertId, token: t.token });
+  }).catch(() => { /* the extras are extras: waiting works without them */ });
 }
 
-$("#leave").addEventListener("click", async () => {
+// Leaving asks first, in the page's own dialog.
+const dialog = $("#leave-dialog");
+$("#leave").addEventListener("click", () => {
+  if (!t || finished) return;
   if (tooSoon()) { text($("#status"), tryAgainIn(tooSoon())); return; }
-  if (!confirm("Give up your place in line?")) return;
+  dialog.returnValue = "";
+  dialog.showModal();
+});
+dialog.addEventListener("close", async () => {
+  if (dialog.returnValue !== "leave" || finished) { $("#leave").focus(); return; }
   try {
     await api("DELETE", "/api/v1/queue", { token: t.token });
     ended("left");
+    $("#again").focus();
   } catch (e) {
     text($("#status"), e.code === "rate_limited" ? tryAgainIn(e.retryAfter)
       : "Could not leave the queue just now: " + e.message);
+    $("#leave").focus();
   }
 });
-$("#again").addEventListener("click", () => { dropTicket(concertId); location.reload(); });
+$("#again").addEventListener("click", () => {
+  dropTicket(concertId);
+  try { sessionStorage.setItem(JOIN_KEY, "1"); } catch { /* private mode: a plain reload */ }
+  location.reload();
+});
 addEventListener("online", () => { if (!finished && !ws) { failures = 0; connect(); } });
 addEventListener("offline", () => { if (!finished) setConn("reconnecting"); });
-// How long a closed page keeps its place is the server's to say.
-limits().then((l) => { if (l) text($("#grace"), roughly(l.wait_grace_seconds)); });
+// A page brought back from the back-forward cache shows the ticket as it is now.
+addEventListener("pageshow", (ev) => { if (ev.persisted) location.reload(); });
+// How long a closed page keeps its place, and how long a turn lasts, are the server's to say.
+limits().then((l) => {
+  if (!l) return;
+  text($("#grace"), roughly(l.wait_grace_seconds));
+  text($("#window"), minutes(l.active_ttl_seconds));
+});
 
 start();

@@ -1,10 +1,11 @@
-// The seat map: a grid of seat buttons with one tab stop for the whole map (the arrow keys, Home and
+// The seat map: a grid of seat buttons, each with its price with one tab stop for the whole map (the arrow keys, Home and
 // End move; Enter or Space picks). It knows seats, their prices and statuses, and which are picked;
 // what a pick leads to is for the page to decide.
-import { money, text } from "./common.js";
+import { money, shortMoney, text } from "./common.js";
 
-const LABEL = { AVAILABLE: "free", PENDING: "held", RESERVED: "sold", MINE: "yours", PICKED: "✓ picked" };
-const SPOKEN = { AVAILABLE: "free", PENDING: "held by someone", RESERVED: "sold", MINE: "held for you" };
+// What a seat says under its number: its price while it is on sale, else what it is.
+const LABEL = { PENDING: "held", RESERVED: "sold", MINE: "yours", PICKED: "✓ picked" };
+const SPOKEN = { AVAILABLE: "available", PENDING: "held by someone", RESERVED: "sold", MINE: "yours, held for you" };
 
 /**
  * A seat map in `grid`, empty until render(). Callbacks:
@@ -24,7 +25,7 @@ export function seatMap(grid, { canPick = () => true, onRefused = () => {}, onPi
     const chosen = picked.has(n);
     const cls = "seat " + status;
     if (s.el.className !== cls) s.el.className = cls;
-    text(s.el.lastChild, chosen ? LABEL.PICKED : LABEL[status]);
+    text(s.el.lastChild, chosen ? LABEL.PICKED : LABEL[status] || shortMoney(s.price));
     s.el.setAttribute("aria-pressed", String(chosen));
     s.el.setAttribute("aria-disabled", String(status !== "AVAILABLE"));
     s.el.setAttribute("aria-label", `Seat ${n}, ${money(s.price)}, ${chosen ? "picked" : SPOKEN[status]}`);
