@@ -78,13 +78,19 @@ function example(schema, name = "", depth = 0) {
   if (s.example !== undefined) return s.example;
   if (s.const !== undefined) return s.const;
   if (s.enum) return s.enum[0];
-  const union = s.anyOf || s.oneOf;
-  if (union) return example(union.find((u) => u.type !== "null") || union[0], name, depth + 1);
   if (s.type === "object" || s.properties) {
+    // "Exactly one of": keep the first alternative's fields, leave out the others'.
+    const choices = (s.oneOf || []).filter((c) => Array.isArray(c.required));
+    const others = new Set(choices.slice(1).flatMap((c) => c.required));
+    (choices[0] ? choices[0].required : []).forEach((k) => others.delete(k));
     const o = {};
-    for (const [k, p] of Object.entries(s.properties || {})) o[k] = example(p, k, depth + 1);
+    for (const [k, p] of Object.entries(s.properties || {})) {
+      if (!others.has(k)) o[k] = example(p, k, depth + 1);
+    }
     return o;
   }
+  const union = s.anyOf || s.oneOf;
+  if (union) return example(union.find((u) => u.type !== "null") || union[0], name, depth + 1);
   if (s.type === "array") return [example(s.items, name.replace(/s$/, ""), depth + 1)];
   if (s.type === "boolean") return false;
   if (s.type === "null") return null;
