@@ -1075,3 +1075,33 @@ async def test_every_page_has_a_favicon(site: Site) -> None:
         async with site.http.get(site.url + path) as r:
             assert r.status == 200 and r.content_type == "image/svg+xml", (path, r.status)
             assert (await r.text()).startswith("<svg")
+
+
+# -- sold out -----------------------------------------------------------------------------
+async def test_the_waiting_page_says_sold_out_and_back(pg: asyncpg.Pool, site: Site,
+                                                       contexts: Contexts) -> None:
+    from playwright.async_api import expect
+
+    cid, sid = await add_show(pg, seats=2)
+    await site.queue(cid, admit_rate=1000)
+    buyer = await site.admitted(cid, 71)
+    held = await site.call("POST", "/api/v1/reservations", buyer, {"schedule_id": sid, "quantity": 2})
+    await site.queue(cid, paused=True)  # the waiter stays in line whatever happens next
+    page = await (await contexts()).new_page()
+    await sign_in(page, site, 72)
+    await page.goto(site.url + "/")
+    card = page.locator(".concerts li", has_text="Aurora Live")
+    await expect(card.locator(".eta")).to_contain_text("sold out", timeout=WAIT)
+    await card.get_by_role("button").click()
+    await expect(page.locator("#sold-out")).to_be_visible()
+    await expect(page.locator("#status")).to_contain_text("Every seat is held or sold")
+    await expect(page.locator("#position")).to_have_text("1")
+    await shot(page, "waiting-sold-out")
+    await page.set_viewport_size({"width": 390, "height": 844})
+    await shot(page, "waiting-sold-out-phone")
+    # A seat comes back: the page says the line moves again.
+    async with site.http.delete(f"{site.url}/api/v1/reservations/{held['id']}",
+                                headers={"Authorization": f"Bearer {buyer}"}) as r:
+        assert r.status == 204
+    await expect(page.locator("#sold-out")).to_be_hidden()
+    await expect(page.locator("#paused")).to_be_visible()  # the organiser's pause, now plain again

@@ -73,8 +73,10 @@ function row(c) {
   text(li.querySelector(".host"), c.host);
   text(li.querySelector(".waiting"), num(q.waiting));
   text(li.querySelector(".rate"), q.paused ? "paused" : num(q.admit_rate));
-  const eta = q.paused || !q.admit_rate ? "paused by the organiser"
+  const eta = q.sold_out ? "sold out for now: you keep a place in case seats come back"
+    : q.paused || !q.admit_rate ? "paused by the organiser"
     : duration(Math.ceil((q.waiting + 1) / q.admit_rate));
+  li.classList.toggle("sold-out", Boolean(q.sold_out));
   text(li.querySelector(".eta"), eta);
   li.querySelector(".join").setAttribute("aria-label", `Join the queue for ${c.name}`);
   return li;

@@ -41,14 +41,32 @@ function status() {
   for (const e of document.querySelectorAll(".last-known")) e.hidden = !offline || position === null;
   let s;
   if (offline) s = "Connection lost — reconnecting… You keep your place. The figures below are the last known.";
-  else if (position === null) s = "Finding your place in line…";
   else if (soldOut) s = "Every seat is held or sold just now. You keep your place: if seats come back on sale, the line moves again.";
+  else if (position === null) s = "Finding your place in line…";
   else if (eta === null) s = "The queue is paused by the organiser. You keep your place; it moves again when they resume.";
   else if (position === 1) s = "You're next! Keep this page open.";
   else s = "You're in line. Keep this page open; it updates by itself.";
   if (conn === "polling") s += " (Live updates are unavailable here, so this page checks every few seconds.)";
   text($("#status"), s);
   if (heard) text($("#updated"), (offline ? "Last heard from the server at " : "Updated ") + localTime(heard));
+}
+
+/** The concert sold out (or, false, has seats on sale again): say so plainly. */
+function setSoldOut(now) {
+  const was = soldOut;
+  soldOut = now;
+  $("#sold-out").hidden = !now;
+  if (now) {
+    $("#paused").hidden = true;
+    $("#moving").hidden = true;
+    text($("#eta"), "sold out");
+    delete $("#eta").dataset.seconds;
+    text($("#eta-at"), "");
+    if (!was) text($("#announce"), "Sold out for now. You keep your place in case seats come back.");
+  } else if (was) {
+    text($("#announce"), "Seats are back on sale: the line moves again.");
+  }
+  beat();
 }
 
 /** A frame or poll was heard: the figures are current as of now. */
@@ -66,7 +84,7 @@ function showPlace(pos, etaSeconds, admitRate) {
   if (admitRate !== undefined) rate = admitRate;
   position = pos;
   eta = etaSeconds;
-  soldOut = false;
+  if (soldOut) setSoldOut(false);
   if (!t.first || pos > t.first) { t.first = pos; saveTicket(concertId, t); }
   text($("#position"), num(pos));
   const etaBox = $("#eta");
@@ -170,6 +188,7 @@ function ended(reason) {
 function apply(s) {
   if (s.state === "AVAILABLE") admitted(s.expires_at);
   else if (s.state === "EXPIRED") ended(s.reason);
+  else if (s.sold_out) { if (s.position) position = s.position; text($("#position"), num(s.position)); setSoldOut(true); }
   else showPlace(s.position, s.eta_seconds);
 }
 
@@ -208,7 +227,7 @@ function connect() {
     if (f.type === "position") showPlace(f.position, f.eta_seconds, f.admit_rate);
     else if (f.type === "admitted") admitted(f.expires_at);
     else if (f.type === "expired") ended(f.reason);
-    else if (f.type === "sold_out") { soldOut = true; beat(); }
+    else if (f.type === "sold_out") setSoldOut(true);
     else if (f.type === "pong") beat();
   };
   sock.onclose = (ev) => {
