@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 
 from tests.conftest import AddConcert, AppClient, MakeSettings, admin_headers, eventually
 from waitingroom import admission
+from waitingroom.appkeys import SETTINGS
 from waitingroom.keys import ConcertKeys
 from waitingroom.queue import Queues
 from waitingroom.records import TokenRecord
@@ -150,6 +151,20 @@ async def test_ping_gets_pong_and_other_frames_are_ignored(client: AppClient, co
     await ws.send_json({"type": "hello"})
     await ws.send_json({"type": "ping"})
     assert await next_frame(ws) == {"type": "pong"}
+
+
+async def test_a_frame_past_the_size_limit_closes_the_socket(client: AppClient, concert: int) -> None:
+    ticket = await join(client, concert, 1)
+    ws = await client.ws_connect(f"/ws/queue?token={ticket['token']}")
+    await next_frame(ws)
+    await ws.send_str("x" * (client.app[SETTINGS].ws_max_message + 1))
+    msg = await ws.receive(timeout=5)
+    assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+    assert ws.close_code == aiohttp.WSCloseCode.MESSAGE_TOO_BIG
+    # The place is kept: a new socket with the same token is served.
+    again = await client.ws_connect(f"/ws/queue?token={ticket['token']}")
+    assert (await next_frame(again))["type"] == "position"
+    await again.close()
 
 
 async def test_abandoned_waiters_dropped_polling_and_connected_kept(aiohttp_client: AiohttpClient,
