@@ -238,7 +238,8 @@ async def test_buy_then_refund_from_my_bookings_once(pg: asyncpg.Pool, site: Sit
     for n in (3, 4):
         await page.get_by_role("button", name=re.compile(rf"^Seat {n},")).click()
     await page.get_by_role("button", name="Hold seats 3 and 4").click()
-    await page.get_by_role("button", name="Add to balance").click()  # 100,000 won
+    await page.locator("#charge-amount").fill("100000")  # the pay step suggests what is missing
+    await page.get_by_role("button", name="Add to balance").click()
     await expect(page.locator("#alert")).to_contain_text("Your balance is now")
     await page.locator("#pay").click()
     await expect(page.locator("#done")).to_be_visible()
