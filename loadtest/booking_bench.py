@@ -188,17 +188,13 @@ def pgbench_scripts(folder: Path, schedules: tuple[int, int]) -> dict[str, Path]
     hold.write_text("\n".join([
         "\\set uid random(1, 1000000)",
         f"\\set sid random({schedules[0]}, {schedules[1]})",
-        f"\\set ns {queries.LOCK_USER_HOLDS}",
         "\\set qty 1",
         "\\set ttl 300",
-        "BEGIN;",
-        _pgbench_sql(queries.LOCK_USER, {1: "uid", 2: "ns"}) + ";",
-        # The picked seat ids as one array value for the next statement (\gset takes one row).
-        "SELECT held, array_agg(id) AS ids FROM ("
-        + _pgbench_sql(queries.PICK_ANY, {1: "uid", 2: "sid", 3: "qty"}) + ") picked GROUP BY held",
-        "\\gset",
-        _pgbench_sql(queries.CREATE_HOLD, {1: "uid", 2: "sid", 3: "ids", 4: "ttl"}) + ";",
-        "COMMIT;", ""]))
+        "\\set most 1000",
+        # Any seat: no seat numbers (NULL, which a pgbench variable cannot hold).
+        _pgbench_sql(queries.HOLD_SEATS, {1: "uid", 2: "sid", 3: "numbers", 4: "qty", 5: "ttl",
+                                          6: "most"}).replace(":numbers", "NULL") + ";",
+        ""]))
     pay = folder / "pay.sql"
     pay.write_text("\n".join([
         "SELECT k, 'bench-' || k AS key FROM nextval('bench_pay_seq') k",
