@@ -12,12 +12,18 @@ from db.migrate import migrate_url
 from . import plain
 
 SEATS = 50_000
+FILL = 0.9  # the sold share of the full dates
+HOLD_USERS = 5_000_000  # users of the hold tokens; the direct holds' users start at DIRECT_USERS
+DIRECT_USERS = 6_000_000
+MAP_USERS = 7_000_000  # the seat-map refreshers
 PRICE = 10_000
 HOUSE_USER = 999_999_999  # owns the seats sold before the run
 PAY_BASE = 10_000_000  # user, reservation and seat ids of our payment workload start here
-PLAIN_FILL, PLAIN_THROUGHPUT, PLAIN_PAY = 1, 2, 3  # the plain tables' schedules
+# The plain tables' schedules: empty and 90 % sold for the fill figures, holds/s, payments.
+PLAIN_EMPTY, PLAIN_SOLD, PLAIN_THROUGHPUT, PLAIN_PAY = 1, 4, 2, 3
 PLAIN_PAY_BASE = 20_000_000  # plain seat (and user) ids of the payment workload start here
-PLAIN_PAY_EXTRA = 40_000  # plain held seats for pgbench, which pays far faster than the others
+PLAIN_PAY_BARE = 20_000  # plain held seats for the bare handler's payments
+PLAIN_PAY_EXTRA = 40_000  # and after them for pgbench, which pays far faster
 
 ADD_SCHEDULE = """
 INSERT INTO concert_schedules (concert_id, concert_date)
@@ -53,7 +59,7 @@ GROUP BY sc.id
 @dataclasses.dataclass(frozen=True, slots=True)
 class Venue:
     concert: int
-    fill: int  # holds at empty, then at 90 % sold
+    fill: tuple[int, int]  # holds at empty and at 90 % sold
     throughput: tuple[int, int]  # empty dates for the gateway's and the direct holds/s
     pay: int  # one-seat holds waiting for payment
     seat_map: int  # 90 % sold, for the seat-map figures
@@ -61,7 +67,8 @@ class Venue:
 
 
 async def prepare(dsn: str, payers: int, sold: int) -> Venue:
-    """Our schema and data, and the plain tables; `sold` seats of the seat-map date sold."""
+    """Our schema and data, and the plain tables; `sold` seats sold on the seat-map date and on
+    one of each pair of fill dates."""
     await migrate_url(dsn)
     conn = await asyncpg.connect(dsn)
     try:
@@ -70,23 +77,25 @@ async def prepare(dsn: str, payers: int, sold: int) -> Venue:
             concert = await conn.fetchval(
                 "INSERT INTO concerts (name, host) VALUES ('Stadium', 'Bench Stadium') RETURNING id")
             dates = []
-            for _ in range(4):
+            for _ in range(5):
                 dates.append(await conn.fetchval(ADD_SCHEDULE, concert))
                 await conn.execute(ADD_SEATS, dates[-1], SEATS, PRICE)
             pay = await conn.fetchval(ADD_SCHEDULE, concert)
             await conn.execute("INSERT INTO users (id) VALUES ($1)", HOUSE_USER)
             await add_payers(conn, payers, pay)
-            await conn.execute(SELL_LOWEST, dates[3], sold, HOUSE_USER)
-            for schedule, count in ((PLAIN_FILL, SEATS), (PLAIN_THROUGHPUT, SEATS)):
-                await conn.execute(plain.ADD_SEATS, schedule, schedule * 1_000_000, count, PRICE)
+            for schedule in (dates[3], dates[4]):
+                await conn.execute(SELL_LOWEST, schedule, sold, HOUSE_USER)
+            for schedule in (PLAIN_EMPTY, PLAIN_SOLD, PLAIN_THROUGHPUT):
+                await conn.execute(plain.ADD_SEATS, schedule, schedule * 1_000_000, SEATS, PRICE)
+            await conn.execute(plain.FILL, PLAIN_SOLD, sold)
             await conn.execute(plain.ADD_SEATS, PLAIN_PAY, PLAIN_PAY_BASE,
-                               payers + PLAIN_PAY_EXTRA, PRICE)
+                               PLAIN_PAY_BARE + PLAIN_PAY_EXTRA, PRICE)
             await conn.execute(plain.HOLD_FOR_PAYMENT, PLAIN_PAY)
             await conn.execute(PLAIN_DATES)
         await conn.execute("VACUUM (ANALYZE)")
     finally:
         await conn.close()
-    return Venue(concert, dates[0], (dates[1], dates[2]), pay, dates[3], payers)
+    return Venue(concert, (dates[0], dates[4]), (dates[1], dates[2]), pay, dates[3], payers)
 
 
 async def add_payers(conn: asyncpg.Connection, count: int, schedule: int) -> None:
@@ -107,18 +116,6 @@ async def add_payers(conn: asyncpg.Connection, count: int, schedule: int) -> Non
     await conn.execute("INSERT INTO reservation_seats (reservation_id, reservation_status, seat_id,"
                        " seat_number, price) SELECT id, 'WAITING', id, seat_number, price"
                        " FROM concert_seats WHERE schedule_id = $1", schedule)
-
-
-async def sell(dsn: str, schedule: int, plain_schedule: int, up_to: int) -> None:
-    """Seats 1..up_to sold on our date and on the plain one; both vacuumed, as autovacuum would."""
-    conn = await asyncpg.connect(dsn)
-    try:
-        async with conn.transaction():
-            await conn.execute(SELL_LOWEST, schedule, up_to, HOUSE_USER)
-            await conn.execute(plain.FILL, plain_schedule, up_to)
-        await conn.execute("VACUUM (ANALYZE) concert_seats, plain_seats, reservations")
-    finally:
-        await conn.close()
 
 
 async def vacuum(dsn: str) -> None:
