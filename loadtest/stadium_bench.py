@@ -60,6 +60,7 @@ class Run:
         self.bare: Proc | None = None
         self.url = self.bare_url = ""
         self.hold_pg_ms = 0.0  # PostgreSQL CPU per hold over HTTP, once measured
+        self.stamp = time.strftime("%Y%m%d-%H%M%S")
 
     # -- helpers ----------------------------------------------------------------------------
     def pg_cpu(self) -> float:
@@ -157,7 +158,6 @@ class Run:
 
     # -- the whole run ----------------------------------------------------------------------
     async def run(self) -> str:
-        self.stamp = time.strftime("%Y%m%d-%H%M%S")
         REPORTS.mkdir(exist_ok=True)
         clock = time.monotonic()
         try:
@@ -225,8 +225,10 @@ def main(argv: list[str] | None = None) -> int:
                 period=args.period, window=10.0 if args.quick else 20.0,
                 payers=3000 if args.quick else 6000)
     with servers() as (dsn, redis_url), tempfile.TemporaryDirectory(prefix="wr-stadium-") as tmp:
-        text = uvloop.run(Run(plan, dsn, redis_url, Path(tmp)).run())
-    path = REPORTS / f"{time.strftime('%Y%m%d-%H%M%S')}-stadium.md"
+        run = Run(plan, dsn, redis_url, Path(tmp))
+        text = uvloop.run(run.run())
+    # Named like the run's other files (py-spy's stacks): by the time it started.
+    path = REPORTS / f"{run.stamp}-stadium.md"
     path.write_text(text)
     print(text)
     print(f"report: {path}", file=sys.stderr)

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 
 async def seat_maps(run: Run) -> None:
+    """The seat map and dates-list figures, beside the bare process, into one table."""
     v = run.venue
     say("seat maps")
     await data.vacuum(run.dsn)
