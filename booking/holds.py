@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -28,46 +29,40 @@ async def hold(conn: asyncpg.Connection, *, user_id: int, schedule_id: int,
     assert wanted is not None
     if wanted > max_seats:
         raise errors.SeatLimit(f"At most {max_seats} seats per user on one date")
-    async with conn.transaction():
-        await queries.lock_user(conn, user_id)
-        if seat_numbers is not None:
-            rows = await queries.pick_numbers(conn, user_id, schedule_id, seat_numbers)
-        else:
-            rows = await queries.pick_any(conn, user_id, schedule_id, wanted)
-        held = rows[0]["held"]
-        if held + wanted > max_seats:
-            raise errors.SeatLimit(
-                f"At most {max_seats} seats per user on one date; {held} already held or bought")
-        picked = [r for r in rows if r["id"] is not None]
-        stale = {r["reservation_id"] for r in picked if r["reservation_id"] is not None}
-        if stale:
-            blocked = await queries.expire_stale_holds(conn, list(stale), [r["id"] for r in picked])
-            picked = [r for r in picked if r["reservation_id"] not in blocked]
-        if len(picked) < wanted:
-            if seat_numbers is None:
-                raise errors.SeatUnavailable(f"Fewer than {wanted} seats are on sale")
-            await _no_such_seats(conn, schedule_id, seat_numbers)
-            got = {r["seat_number"] for r in picked}
-            missing = sorted(n for n in set(seat_numbers) if n not in got)
-            raise errors.SeatUnavailable(
-                f"Seats {', '.join(map(str, missing))} are not on sale", seats=missing)
-        # The last line of defence: a seat already in a live reservation is seat_unavailable.
-        with errors.constraint_rules():
-            row = await queries.create_hold(conn, user_id, schedule_id,
-                                            [r["id"] for r in picked], ttl_seconds)
-    seats = sorted((r["seat_number"], r["price"]) for r in picked)
-    return Hold(row["id"], schedule_id, seats, row["total_price"], row["hold_expires_at"])
+    # One statement, its own transaction: one round trip. Inside a caller's transaction, a
+    # savepoint, so that a refusal undoes only the hold.
+    async with conn.transaction() if conn.is_in_transaction() else contextlib.nullcontext():
+        try:
+            # The last line of defence: a seat already in a live reservation is seat_unavailable.
+            with errors.constraint_rules():
+                row = await queries.hold_seats(conn, user_id, schedule_id, seat_numbers,
+                                               None if seat_numbers is not None else quantity,
+                                               ttl_seconds, max_seats)
+        except asyncpg.RaiseError as e:
+            raise _refusal(e, schedule_id, wanted, max_seats) from None
+    seats = list(zip(row["held_numbers"], row["held_prices"], strict=True))
+    return Hold(row["hold_id"], schedule_id, seats, row["total"], row["expires_at"])
 
 
-async def _no_such_seats(conn: asyncpg.Connection, schedule_id: int,
-                         seat_numbers: Sequence[int]) -> None:
-    """ValidationFailed if the schedule lacks some of these seat numbers."""
-    existing = await queries.existing_seats(conn, schedule_id, seat_numbers)
-    unknown = sorted(set(seat_numbers) - existing)
-    if unknown:
-        raise errors.ValidationFailed(
-            f"Schedule {schedule_id} has no seat {', '.join(map(str, unknown))}",
-            field="seat_numbers")
+def _refusal(error: asyncpg.RaiseError, schedule_id: int, wanted: int,
+             max_seats: int) -> errors.DomainError:
+    """The domain error for a refusal raised by hold_seats (its message names it)."""
+    detail = getattr(error, "detail", None) or ""
+    numbers = [int(n) for n in detail.split(",") if n]
+    match getattr(error, "message", None):
+        case "seat_limit":
+            return errors.SeatLimit(
+                f"At most {max_seats} seats per user on one date; {detail} already held or bought")
+        case "no_such_seats":
+            return errors.ValidationFailed(
+                f"Schedule {schedule_id} has no seat {', '.join(map(str, numbers))}",
+                field="seat_numbers")
+        case "seat_unavailable" if numbers:
+            return errors.SeatUnavailable(
+                f"Seats {', '.join(map(str, numbers))} are not on sale", seats=numbers)
+        case "seat_unavailable":
+            return errors.SeatUnavailable(f"Fewer than {wanted} seats are on sale")
+    raise error
 
 
 async def release(conn: asyncpg.Connection, *, reservation_id: int, user_id: int,

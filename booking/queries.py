@@ -13,7 +13,8 @@ import asyncpg
 
 Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
-# Advisory lock namespaces (two-key form, apart from the migrator's one-key lock).
+# Advisory lock namespaces (two-key form, apart from the migrator's one-key lock). Holds take
+# theirs inside hold_seats (migration 0006).
 LOCK_USER_HOLDS = 7301
 LOCK_IDEMPOTENCY_KEY = 7302
 
@@ -63,81 +64,13 @@ GROUP BY sc.id
 ORDER BY sc.concert_date, sc.id
 """
 
-EXISTING_SEATS = """
-SELECT seat_number FROM concert_seats WHERE schedule_id = $1 AND seat_number = ANY($2::int[])
-"""
-
-# -- holds --------------------------------------------------------------------------------
-# Creates the user row when the admitter has not yet, then serialises this user's holds, so that
-# two at once cannot both pass MAX_SEATS_PER_USER. Only the same user's requests ever wait here.
-LOCK_USER = """
-WITH new_user AS (INSERT INTO users (id) VALUES ($1) ON CONFLICT DO NOTHING)
-SELECT pg_advisory_xact_lock($2, hashint8($1))
-"""
-
-# These seat numbers, those on sale and not locked by anyone else.
-PICK_NUMBERS = """
-WITH picked AS (
-    SELECT id, seat_number, price, reservation_id FROM concert_seats
-    WHERE schedule_id = $2 AND seat_number = ANY($3::int[])
-      AND (status = 'AVAILABLE' OR (status = 'PENDING' AND hold_expires_at <= now()))
-    ORDER BY seat_number
-    FOR NO KEY UPDATE SKIP LOCKED
-)
-SELECT seats_taken($1, $2) AS held, picked.* FROM (SELECT) AS one_row LEFT JOIN picked ON true
-"""
-
-# The lowest run of $3 adjacent seats on sale, else the lowest $3 (see pick_free_seats in the
-# migration: it locks only as far as it walks, never waiting).
-PICK_ANY = """
-WITH picked AS (
-    SELECT * FROM pick_free_seats($2, $3)
-)
-SELECT seats_taken($1, $2) AS held, picked.* FROM (SELECT) AS one_row LEFT JOIN picked ON true
-"""
-
-# Picked seats whose earlier hold ran out still name that reservation: end it (EXPIRED) and free
-# its other seats. A reservation locked by someone else (being paid or swept) is skipped, never
-# waited for; its ids come back, and their seats are not to be taken.
-EXPIRE_STALE_HOLDS = """
-WITH locked AS (
-    SELECT id FROM reservations
-    WHERE id = ANY($1::bigint[]) AND status = 'WAITING' AND hold_expires_at <= now()
-    FOR UPDATE SKIP LOCKED
-), expired AS (
-    UPDATE reservations r SET status = 'EXPIRED', updated_at = now()
-    FROM locked WHERE r.id = locked.id
-    RETURNING r.id
-), released AS (
-    SELECT put_back_on_sale(array(
-        SELECT id FROM concert_seats
-        WHERE reservation_id IN (SELECT id FROM locked) AND status = 'PENDING'
-          AND id <> ALL($2::bigint[])
-        FOR NO KEY UPDATE SKIP LOCKED)) AS id
-)
-SELECT array(SELECT id FROM reservations
-             WHERE id = ANY($1::bigint[]) AND status = 'WAITING'
-               AND id NOT IN (SELECT id FROM expired)) AS blocked,
-       (SELECT count(*) FROM released) AS freed
-"""
-
-CREATE_HOLD = """
-WITH seats AS (
-    SELECT id, seat_number, price FROM concert_seats WHERE id = ANY($3::bigint[])
-), reservation AS (
-    INSERT INTO reservations (user_id, schedule_id, status, seat_count, total_price, hold_expires_at)
-    SELECT $1, $2, 'WAITING', count(*), sum(price), now() + make_interval(secs => $4)
-    FROM seats
-    RETURNING id, hold_expires_at, total_price
-), held AS (
-    UPDATE concert_seats s
-    SET status = 'PENDING', reservation_id = r.id, hold_expires_at = r.hold_expires_at
-    FROM reservation r WHERE s.id = ANY($3::bigint[])
-), links AS (
-    INSERT INTO reservation_seats (reservation_id, reservation_status, seat_id, seat_number, price)
-    SELECT r.id, 'WAITING', s.id, s.seat_number, s.price FROM reservation r, seats s
-)
-SELECT id, hold_expires_at, total_price FROM reservation
+# -- holds ------------------------------------------------------------------------------
+# A whole hold in one call (migration 0006): the user's lock, the pick (these seat numbers, or
+# the lowest run of $4 adjacent seats on sale, else the lowest $4), taking over seats of holds
+# that ran out, and the reservation. Refusals are raised: see the migration.
+HOLD_SEATS = """
+SELECT hold_id, expires_at, total, held_numbers, held_prices
+FROM hold_seats($1, $2, $3::int[], $4, $5, $6)
 """
 
 GET_RESERVATION = """
@@ -405,37 +338,12 @@ async def seat_map_version(conn: Conn, schedule_id: int) -> str:
     return f"{row['version'] or 0}.{row['ran_out']}"
 
 
-async def existing_seats(conn: Conn, schedule_id: int, numbers: Sequence[int]) -> set[int]:
-    return {r["seat_number"] for r in await conn.fetch(EXISTING_SEATS, schedule_id, list(numbers))}
-
-
-async def lock_user(conn: asyncpg.Connection, user_id: int) -> None:
-    await conn.execute(LOCK_USER, user_id, LOCK_USER_HOLDS)
-
-
-async def pick_numbers(conn: asyncpg.Connection, user_id: int, schedule_id: int,
-                       numbers: Sequence[int]) -> list[asyncpg.Record]:
-    rows: list[asyncpg.Record] = await conn.fetch(PICK_NUMBERS, user_id, schedule_id, list(numbers))
-    return rows
-
-
-async def pick_any(conn: asyncpg.Connection, user_id: int, schedule_id: int,
-                   quantity: int) -> list[asyncpg.Record]:
-    rows: list[asyncpg.Record] = await conn.fetch(PICK_ANY, user_id, schedule_id, quantity)
-    return rows
-
-
-async def expire_stale_holds(conn: asyncpg.Connection, reservation_ids: Sequence[int],
-                             keep_seat_ids: Sequence[int]) -> set[int]:
-    """End run-out holds of these reservations; returns the ids that someone else has locked."""
-    row = await conn.fetchrow(EXPIRE_STALE_HOLDS, list(reservation_ids), list(keep_seat_ids))
-    assert row is not None
-    return set(row["blocked"])
-
-
-async def create_hold(conn: asyncpg.Connection, user_id: int, schedule_id: int,
-                      seat_ids: Sequence[int], ttl_seconds: int) -> asyncpg.Record:
-    row = await conn.fetchrow(CREATE_HOLD, user_id, schedule_id, list(seat_ids), float(ttl_seconds))
+async def hold_seats(conn: asyncpg.Connection, user_id: int, schedule_id: int,
+                     numbers: Sequence[int] | None, quantity: int | None, ttl_seconds: int,
+                     max_seats: int) -> asyncpg.Record:
+    row = await conn.fetchrow(HOLD_SEATS, user_id, schedule_id,
+                              list(numbers) if numbers is not None else None, quantity,
+                              float(ttl_seconds), max_seats)
     assert row is not None
     return row
 

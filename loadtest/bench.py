@@ -1,5 +1,7 @@
-"""The gateway's benchmark: joins, sockets, fan-out, admission and scale-out, each beside a
-ceiling measured in the same run, written to loadtest/reports/<timestamp>.md with a chart.
+"""The gateway's benchmark: joins, sockets, fan-out, admission and scale-out, then holds and
+payments (loadtest.booking_bench) and booking at stadium scale (loadtest.stadium_bench), each
+beside a ceiling measured in the same run, written to loadtest/reports/<timestamp>.md with a
+chart.
 
     python -m loadtest.bench [--quick] [--url http://127.0.0.1:8080 --admin-token T ...]
 
@@ -411,6 +413,33 @@ class Bench:
                     text = "`loadtest.booking_bench` did not finish within 240 s."
         self.report.note("holds and payments", text)
 
+    async def stadium(self) -> None:
+        """Booking at stadium scale comes from loadtest.stadium_bench, run on servers of its own."""
+        if self.args.no_stadium:
+            self.report.note("stadium scale", "Skipped (--no-stadium).")
+            return
+        argv = [sys.executable, "-m", "loadtest.stadium_bench"] + (["--quick"] if self.args.quick
+                                                                   else [])
+        with self.timed("stadium scale"):
+            proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE,
+                                                        stderr=asyncio.subprocess.PIPE)
+            try:
+                out, err = await asyncio.wait_for(proc.communicate(), 900)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+                self.report.note("stadium scale", "`loadtest.stadium_bench` did not finish "
+                                                  "within 900 s.")
+                return
+        text = out.decode(errors="replace")
+        # Its own heading gives way to the report's.
+        if text.startswith("## "):
+            text = text.partition("\n")[2]
+        if proc.returncode:
+            text += (f"\n\n`loadtest.stadium_bench` exited {proc.returncode}:\n\n"
+                     f"```\n{err.decode(errors='replace')[-1500:]}\n```")
+        self.report.note("stadium scale: 50,000-seat dates", text or "(no output)")
+
     # -- the whole run ----------------------------------------------------------------------
     async def run(self) -> Path:
         REPORTS.mkdir(exist_ok=True)
@@ -426,6 +455,7 @@ class Bench:
                 bare = await self.bare_sockets()
                 await self.gateway_sockets_and_admission(bare)
                 await self.booking()
+                await self.stadium()
             finally:
                 sampling.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -478,6 +508,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--admit-rate", type=float, help="admissions per second (default 100)")
     p.add_argument("--profile", action="store_true", help="py-spy every phase, not only misses")
     p.add_argument("--no-booking", action="store_true", help="skip loadtest.booking_bench")
+    p.add_argument("--no-stadium", action="store_true", help="skip loadtest.stadium_bench")
     args = p.parse_args(argv)
     if args.url and urlsplit(args.url).hostname not in ("127.0.0.1", "localhost", "::1"):
         p.error("--url must be on this machine (127.0.0.1)")

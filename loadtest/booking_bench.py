@@ -18,7 +18,6 @@ import contextlib
 import os
 import random
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -26,7 +25,6 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import aiohttp
 import asyncpg
@@ -43,6 +41,8 @@ from waitingroom.queue import Queues
 from waitingroom.servers import free_port, scratch_database, throwaway_redis
 from waitingroom.settings import Settings
 
+from .pgbench import run as pgbench_run
+
 SCHEDULES = 5000
 SEATS = 40  # per schedule: any-seat holds walk at most this far
 PRICE = 10_000
@@ -54,18 +54,6 @@ HTTP_TOKENS = 300
 def database() -> contextlib.AbstractContextManager[str]:
     """A fresh database on DATABASE_URL's server, or on a throwaway one; dropped on exit."""
     return scratch_database("wr_bench")
-
-
-def pgbench_binary() -> str:
-    """pgbench of the server's own major version when the pgserver wheel ships one."""
-    import pgserver
-
-    shipped = Path(pgserver.__file__).parent / "pginstall" / "bin" / "pgbench"
-    for candidate in (os.environ.get("PGBENCH"), str(shipped), shutil.which("pgbench"),
-                      "/usr/lib/postgresql/15/bin/pgbench"):
-        if candidate and Path(candidate).exists():
-            return candidate
-    raise SystemExit("pgbench not found: apt-get install postgresql-client, or set PGBENCH")
 
 
 # -- data ---------------------------------------------------------------------------------
@@ -200,17 +188,13 @@ def pgbench_scripts(folder: Path, schedules: tuple[int, int]) -> dict[str, Path]
     hold.write_text("\n".join([
         "\\set uid random(1, 1000000)",
         f"\\set sid random({schedules[0]}, {schedules[1]})",
-        f"\\set ns {queries.LOCK_USER_HOLDS}",
         "\\set qty 1",
         "\\set ttl 300",
-        "BEGIN;",
-        _pgbench_sql(queries.LOCK_USER, {1: "uid", 2: "ns"}) + ";",
-        # The picked seat ids as one array value for the next statement (\gset takes one row).
-        "SELECT held, array_agg(id) AS ids FROM ("
-        + _pgbench_sql(queries.PICK_ANY, {1: "uid", 2: "sid", 3: "qty"}) + ") picked GROUP BY held",
-        "\\gset",
-        _pgbench_sql(queries.CREATE_HOLD, {1: "uid", 2: "sid", 3: "ids", 4: "ttl"}) + ";",
-        "COMMIT;", ""]))
+        "\\set most 1000",
+        # Any seat: no seat numbers (NULL, which a pgbench variable cannot hold).
+        _pgbench_sql(queries.HOLD_SEATS, {1: "uid", 2: "sid", 3: "numbers", 4: "qty", 5: "ttl",
+                                          6: "most"}).replace(":numbers", "NULL") + ";",
+        ""]))
     pay = folder / "pay.sql"
     pay.write_text("\n".join([
         "SELECT k, 'bench-' || k AS key FROM nextval('bench_pay_seq') k",
@@ -235,28 +219,7 @@ def pgbench_scripts(folder: Path, schedules: tuple[int, int]) -> dict[str, Path]
 
 def pgbench(dsn: str, script: Path, concurrency: int, seconds: float) -> float:
     """Transactions per second of pgbench running script (prepared statements, like asyncpg)."""
-    parts = urlsplit(dsn)
-    env = dict(os.environ)
-    args = [pgbench_binary(), "-n", "-M", "prepared", "-f", str(script), "-c", str(concurrency),
-            "-j", str(min(concurrency, 2)), "-T", str(max(1, round(seconds)))]
-    # pgserver URLs name the socket folder in ?host=; pgbench wants it as -h.
-    query = dict(p.split("=", 1) for p in parts.query.split("&") if "=" in p)
-    host = query.get("host") or parts.hostname
-    if host:
-        args += ["-h", host]
-    if parts.port:
-        args += ["-p", str(parts.port)]
-    if parts.username:
-        args += ["-U", parts.username]
-    if parts.password:
-        env["PGPASSWORD"] = parts.password
-    args.append(parts.path.lstrip("/"))
-    out = subprocess.run(args, capture_output=True, text=True, env=env, check=False)
-    m = re.search(r"tps = ([\d.]+) \(without initial connection time\)", out.stdout)
-    failed = re.search(r"number of failed transactions: (\d+)", out.stdout)
-    if out.returncode != 0 or m is None or (failed and int(failed[1]) > 0):
-        raise RuntimeError(f"pgbench failed:\n{out.stdout}\n{out.stderr}")
-    return float(m[1])
+    return pgbench_run(dsn, script, concurrency, seconds).tps
 
 
 # -- HTTP ---------------------------------------------------------------------------------
@@ -264,7 +227,9 @@ def pgbench(dsn: str, script: Path, concurrency: int, seconds: float) -> float:
 def web_process(dsn: str, redis_url: str) -> Iterator[str]:
     port = free_port()
     env = dict(os.environ, DATABASE_URL=dsn, REDIS_URL=redis_url, ADMIT_RATE="1000000",
-               MAX_ACTIVE="10000000", MAX_SEATS_PER_USER="1000", LOG_LEVEL="WARNING")
+               MAX_ACTIVE="10000000", MAX_SEATS_PER_USER="1000", LOG_LEVEL="WARNING",
+               # The bench joins by user id, from one address, and calls far more than a person.
+               ALLOW_UNSIGNED_JOINS="true", RATE_LIMIT_JOINS="0", RATE_LIMIT_CALLS="0")
     proc = subprocess.Popen([sys.executable, "-m", "waitingroom", "web", "--host", "127.0.0.1",
                              "--port", str(port)], env=env, stdout=subprocess.DEVNULL)
     try:

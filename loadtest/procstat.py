@@ -57,3 +57,31 @@ def machine_jiffies() -> tuple[int, int]:
     idle = fields[3] + fields[4]  # idle + iowait
     total = sum(fields[:8])
     return total - idle, total
+
+
+def _stat(pid: int) -> list[str]:
+    with open(f"/proc/{pid}/stat") as f:
+        raw = f.read()
+    return raw[raw.rindex(")") + 2:].split()
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """CPU time used so far by a server process, its live children and the children it has
+    already reaped (PostgreSQL: the postmaster and its backends, which come and go)."""
+    live = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = _stat(int(entry))
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if int(fields[1]) == root:
+            live += int(fields[11]) + int(fields[12])
+    own = _stat(root)
+    # utime, stime, then cutime and cstime: the reaped children's time.
+    return (live + sum(int(x) for x in own[11:15])) / CLK_TCK
+
+
+def parent_pid(pid: int) -> int:
+    return int(_stat(pid)[1])

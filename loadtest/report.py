@@ -5,9 +5,13 @@ from __future__ import annotations
 import dataclasses
 import os
 import platform
+import sys
+from pathlib import Path
 from typing import Any
 
 from .profile import Profile
+
+REPORTS = Path(__file__).parent / "reports"
 
 
 @dataclasses.dataclass(slots=True)
@@ -86,3 +90,25 @@ class Report:
             if p.raw_path:
                 out.append(f"\nCollapsed stacks: `{p.raw_path}` (flamegraph.pl or speedscope).")
         return "\n".join(out) + "\n"
+
+
+def say(text: str) -> None:
+    """Progress, on stderr (stdout carries the report)."""
+    print(f"[bench] {text}", file=sys.stderr, flush=True)
+
+
+class Table:
+    """Rows of figure | ours | ceiling | ratio | target | result."""
+
+    def __init__(self, title: str, head: tuple[str, ...] = ("figure", "ours", "ceiling (same run)",
+                                                            "ratio", "target", "result")) -> None:
+        self.title, self.head, self.rows = title, head, list[tuple[str, ...]]()
+
+    def add(self, *cells: str) -> None:
+        self.rows.append(cells)
+
+    def render(self) -> str:
+        out = [f"### {self.title}", "", "| " + " | ".join(self.head) + " |",
+               "| " + " | ".join("---" for _ in self.head) + " |"]
+        out += ["| " + " | ".join(r) + " |" for r in self.rows]
+        return "\n".join(out)
