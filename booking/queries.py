@@ -14,7 +14,7 @@ import asyncpg
 Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
 # Advisory lock namespaces (two-key form, apart from the migrator's one-key lock). Holds take
-# theirs inside hold_seats (migration 0006).
+# theirs inside hold_seats (migration 0007).
 LOCK_USER_HOLDS = 7301
 LOCK_IDEMPOTENCY_KEY = 7302
 
@@ -65,7 +65,7 @@ ORDER BY sc.concert_date, sc.id
 """
 
 # -- holds ------------------------------------------------------------------------------
-# A whole hold in one call (migration 0006): the user's lock, the pick (these seat numbers, or
+# A whole hold in one call (migration 0007): the user's lock, the pick (these seat numbers, or
 # the lowest run of $4 adjacent seats on sale, else the lowest $4), taking over seats of holds
 # that ran out, and the reservation. Refusals are raised: see the migration.
 HOLD_SEATS = """
