@@ -8,59 +8,43 @@ Screenshots of the page are saved under artifacts/screenshots/.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
-import os
 import re
-import shutil
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from datetime import date
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import asyncpg
-import jwt
 import pytest
 
-from tests.conftest import TEST_SECRET, Proc, Spawn, eventually
+from tests.conftest import Proc, Spawn, eventually
+
+# The browser, its contexts (failing a test on a page's errors), screenshots and sign-in tokens
+# are the same as the main browser tests'.
+from tests.test_browser import (  # noqa: F401  (fixtures, found by pytest by name)
+    ADMIN,
+    ENV,
+    SHOTS,
+    WAIT,
+    Contexts,
+    browser,
+    contexts,
+    identity_for,
+    pytestmark,
+    shot,
+)
 
 if TYPE_CHECKING:  # Playwright may be missing: the tests then skip, see pytestmark
-    from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, Request, Route
+    from playwright.async_api import Page, Request, Route
 
-CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-pytestmark = [
-    pytest.mark.skipif(not os.access(CHROMIUM, os.X_OK),
-                       reason="no Chromium found: install Debian's `chromium` "
-                              "(scripts/test does so when run as root)"),
-    pytest.mark.skipif(importlib.util.find_spec("playwright") is None,
-                       reason="Playwright is not installed: pip install -e '.[browser]'"),
-]
 
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run"]
-SHOTS = Path(__file__).resolve().parent.parent / "artifacts" / "screenshots"
-ADMIN = {"Authorization": "Bearer k"}  # the spawn fixture's ADMIN_TOKEN
-ENV = {"TICK_INTERVAL": "0.2", "WAIT_GRACE": "30", "DEV_SIGN_IN": "true", "ALLOW_UNSIGNED_JOINS": "false"}
-WAIT = 10_000  # ms: the longest any page may take to show what it should
-FAILED_REQUEST = re.compile(r"^(Failed to load resource|WebSocket connection to )")
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
 REFUND = re.compile(r"/api/v1/payments/\d+/refund$")
 JOIN = re.compile(r"/api/v1/concerts/\d+/queue$")
-
-
-@pytest.fixture(scope="session")
-async def browser() -> AsyncIterator[Browser]:
-    from playwright.async_api import async_playwright, expect
-
-    expect.set_options(timeout=WAIT)
-    async with async_playwright() as p:
-        b = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        await b.close()
 
 
 async def add_show(pg: asyncpg.Pool, seats: int = 10, price: int = 10_000,
@@ -77,12 +61,6 @@ async def add_show(pg: asyncpg.Pool, seats: int = 10, price: int = 10_000,
                                " SELECT $1, n, $3 FROM generate_series(1, $2) n", sid, seats, price)
             sids.append(int(sid))
     return int(cid), sids
-
-
-def identity_for(user: int, ttl: int = 600) -> str:
-    """What the selling site hands `user`: a JWT signed with the gateway's secret."""
-    return jwt.encode({"sub": str(user), "exp": int(time.time()) + ttl}, TEST_SECRET,
-                      algorithm="HS256")
 
 
 class Site:
@@ -138,12 +116,6 @@ class Site:
         return int(paid["id"])
 
 
-class Contexts(Protocol):
-    """The `contexts` fixture: keyword arguments are Playwright's `Browser.new_context` options."""
-
-    def __call__(self, **options: Any) -> Awaitable[BrowserContext]: ...
-
-
 @pytest.fixture
 async def site(spawn: Spawn) -> AsyncIterator[Site]:
     """A web and an admitter process, as under `waitingroom dev` (signed joins, demo sign-in)."""
@@ -151,36 +123,6 @@ async def site(spawn: Spawn) -> AsyncIterator[Site]:
         web = await spawn("web", **ENV)
         await spawn("admitter", **ENV)
         yield Site(web, http)
-
-
-@pytest.fixture
-async def contexts(browser: Browser) -> AsyncIterator[Contexts]:
-    """New browser contexts (separate storage: separate people); closed after the test, which
-    fails if a page logged an error (failed requests aside) or threw."""
-    made: list[BrowserContext] = []
-    errors: list[str] = []
-
-    def console(msg: ConsoleMessage) -> None:
-        if msg.type == "error" and not FAILED_REQUEST.match(msg.text):
-            errors.append(msg.text)
-
-    async def make(**options: Any) -> BrowserContext:
-        ctx = await browser.new_context(**options)
-        ctx.set_default_timeout(WAIT)
-        ctx.on("console", console)
-        ctx.on("weberror", lambda e: errors.append(str(e.error)))
-        made.append(ctx)
-        return ctx
-
-    yield make
-    for ctx in made:
-        await ctx.close()
-    assert errors == [], errors
-
-
-async def shot(page: Page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
 async def sign_in(page: Page, site: Site, user: int, tickets: Mapping[int, str] | None = None) -> None:

@@ -1,16 +1,10 @@
 // What the booking page tells its user: the alert box, the status line, words for seats, dates and
 // errors, and the card that ends a visit when the queue ticket can book no more.
-import { $, day, text, tooSoon, tryAgainIn } from "./common.js";
+import { $, day, notice, text, tooSoon, tryAgainIn } from "./common.js";
 import { state } from "./book-state.js";
 
 export function alertBox(message, kind = "bad") {
-  const box = $("#alert");
-  box.replaceChildren();
-  if (!message) return;
-  const p = document.createElement("p");
-  p.className = "notice " + kind;
-  p.textContent = message;
-  box.append(p);
+  notice($("#alert"), message, kind);
 }
 
 export const say = (message) => text($("#status"), message);

@@ -13,6 +13,7 @@
 // and the call made again: refunds carry the same Idempotency-Key, so that is always safe.
 import {
   $, ApiError, api, localTime, money, saveTicket, store, text, ticket, tooSoon, tryAgainIn, userId,
+  uuid,
 } from "./common.js";
 import { identity, joinQueue } from "./identity.js";
 
@@ -29,14 +30,6 @@ let opener = null; // the button that opened the dialog
 const NETWORK = "The server could not be reached. Check your connection and try again.";
 const KEY = (paymentId) => "refund." + paymentId;
 
-function uuid() {
-  if (crypto.randomUUID) return crypto.randomUUID();
-  const b = crypto.getRandomValues(new Uint8Array(16));
-  b[6] = (b[6] & 0x0f) | 0x40;
-  b[8] = (b[8] & 0x3f) | 0x80;
-  const h = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
-}
 
 // -- messages ----------------------------------------------------------------------------
 function notice(box, message, kind) {

@@ -1,19 +1,11 @@
 // Holding seats, the balance, paying and the receipt: the booking page's side of the sale.
-import { $, api, clock, dropTicket, everySecond, money, num, secondsLeft, store, text } from "./common.js";
+import { $, api, clock, dropTicket, everySecond, money, num, secondsLeft, store, text, uuid } from "./common.js";
 import { state } from "./book-state.js";
 import { keepReceipt, receipts, showReceipts } from "./receipt.js";
 import { alertBox, dateOf, holdOff, plain, say, seatList, tokenTrouble, tooBusy } from "./book-ui.js";
 
 const BEST_SEATS = 2; // what "pick the … best seats for me" offers first
 
-function uuid() {
-  if (crypto.randomUUID) return crypto.randomUUID();
-  const b = crypto.getRandomValues(new Uint8Array(16));
-  b[6] = (b[6] & 0x0f) | 0x40;
-  b[8] = (b[8] & 0x3f) | 0x80;
-  const h = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
-}
 
 /**
  * Wires the balance, hold and payment controls of the page. `map` is the seat map (seatmap.js);

@@ -185,3 +185,23 @@ export function everySecond(fn) {
     if (!ticks.size) { clearInterval(tickTimer); tickTimer = 0; }
   };
 }
+
+/** Show one message in box (or clear it with an empty message); kind: "bad", "ok", "warn". */
+export function notice(box, message, kind = "bad") {
+  box.replaceChildren();
+  if (!message) return;
+  const p = document.createElement("p");
+  p.className = "notice " + kind;
+  p.textContent = message;
+  box.append(p);
+}
+
+/** A random UUID (an Idempotency-Key), also where crypto.randomUUID is missing (plain http). */
+export function uuid() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const h = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}

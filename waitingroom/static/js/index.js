@@ -1,5 +1,5 @@
 // The concerts on sale with live queue figures, signing in, and joining a queue.
-import { $, api, duration, num, saveTicket, text, ticket, tooSoon, tryAgainIn, userId } from "./common.js";
+import { $, api, duration, notice, num, saveTicket, text, ticket, tooSoon, tryAgainIn, userId } from "./common.js";
 import { claimsOf, devSignIn, identity, joinQueue, signIn, validUserId } from "./identity.js";
 
 const POLL_MS = 4000;
@@ -17,13 +17,7 @@ function showWho() {
 }
 
 function say(message, kind = "bad") {
-  const box = $("#message");
-  box.replaceChildren();
-  if (!message) return;
-  const p = document.createElement("p");
-  p.className = "notice " + kind;
-  p.textContent = message;
-  box.append(p);
+  notice($("#message"), message, kind);
 }
 
 /** Sign in as user `id` (a decimal string) through the demo sign-in, where there is one. */

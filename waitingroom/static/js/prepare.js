@@ -3,6 +3,7 @@
 // picking seats and paying. And be told when the turn comes: a sound, a browser notification.
 import {
   $, api, day, limits, localTime, money, num, priceRange, shortMoney, store, text, tooSoon, tryAgainIn,
+  notice,
 } from "./common.js";
 
 const PREVIEW_MS = 10000; // the server's previews are up to 5 s old anyway
@@ -69,13 +70,7 @@ const keep = () => store.set("plan." + concertId, plan);
 const chosen = () => dates.find((d) => d.id === plan.schedule_id);
 
 function say(message, kind = "ok") {
-  const box = $("#plan-msg");
-  box.replaceChildren();
-  if (!message) return;
-  const p = document.createElement("p");
-  p.className = "notice " + kind;
-  p.textContent = message;
-  box.append(p);
+  notice($("#plan-msg"), message, kind);
 }
 
 // -- dates, seats and prices -------------------------------------------------------------
