@@ -20,10 +20,7 @@ import aiohttp
 import asyncpg
 import pytest
 
-from tests.conftest import Proc, Spawn, eventually
-
-# The browser, its contexts (failing a test on a page's errors), screenshots and sign-in tokens
-# are the same as the main browser tests'.
+from tests.conftest import Spawn
 from tests.test_browser import (  # noqa: F401  (fixtures, found by pytest by name)
     ADMIN,
     ENV,
@@ -36,6 +33,10 @@ from tests.test_browser import (  # noqa: F401  (fixtures, found by pytest by na
     pytestmark,
     shot,
 )
+
+# The browser, its contexts (failing a test on a page's errors), screenshots and sign-in tokens
+# are the same as the main browser tests'.
+from tests.test_browser import Site as BaseSite
 
 if TYPE_CHECKING:  # Playwright may be missing: the tests then skip, see pytestmark
     from playwright.async_api import Page, Request, Route
@@ -63,39 +64,8 @@ async def add_show(pg: asyncpg.Pool, seats: int = 10, price: int = 10_000,
     return int(cid), sids
 
 
-class Site:
-    """The running web process, seen by a plain HTTP client (the organiser, other buyers)."""
-
-    def __init__(self, web: Proc, http: aiohttp.ClientSession) -> None:
-        self.web, self.http = web, http
-
-    @property
-    def url(self) -> str:
-        return self.web.url
-
-    async def queue(self, cid: int, **patch: Any) -> None:
-        async with self.http.patch(f"{self.url}/admin/concerts/{cid}/queue", json=patch,
-                                   headers=ADMIN) as r:
-            assert r.status == 200, await r.text()
-
-    async def join(self, cid: int, user: int) -> str:
-        async with self.http.post(f"{self.url}/api/v1/concerts/{cid}/queue",
-                                  json={"identity": identity_for(user)}) as r:
-            assert r.status in (200, 201), await r.text()
-            return str((await r.json())["token"])
-
-    async def admitted(self, cid: int, user: int) -> str:
-        """A token of `user` that the admitter has let through."""
-        token = await self.join(cid, user)
-
-        async def through() -> bool:
-            async with self.http.get(f"{self.url}/api/v1/queue",
-                                     headers={"Authorization": f"Bearer {token}"}) as r:
-                state: str = (await r.json())["state"]
-                return state == "AVAILABLE"
-
-        await eventually(through, timeout=10, interval=0.1)
-        return token
+class Site(BaseSite):
+    """The main browser tests' site; here a call answers 200 unless told otherwise."""
 
     async def call(self, method: str, path: str, token: str, body: Any = None,
                    status: int = 200, headers: Mapping[str, str] | None = None) -> Any:
@@ -105,7 +75,7 @@ class Site:
             assert r.status == status, await r.text()
             return await r.json()
 
-    async def buy(self, cid: int, sid: int, user: int, seats: list[int]) -> int:
+    async def purchase(self, cid: int, sid: int, user: int, seats: list[int]) -> int:
         """`user` holds `seats` and pays for them over plain HTTP: the payment id."""
         token = await self.admitted(cid, user)
         held = await self.call("POST", "/api/v1/reservations", token,
@@ -306,8 +276,8 @@ async def test_refusals_and_a_busy_server_are_explained(pg: asyncpg.Pool, site: 
 
     cid, (s1, s2) = await add_show(pg, dates=(date(2026, 12, 24), date(2026, 12, 25)))
     await site.queue(cid, admit_rate=1000)
-    first = await site.buy(cid, s1, 50, [1])
-    gone = await site.buy(cid, s2, 50, [2])
+    first = await site.purchase(cid, s1, 50, [1])
+    gone = await site.purchase(cid, s2, 50, [2])
     ctx = await contexts(viewport=DESKTOP)
     page = await ctx.new_page()
     await sign_in(page, site, 50, {cid: await site.join(cid, 50)})

@@ -167,6 +167,9 @@ async def test_dev_sign_in_exists_only_under_dev(signed_client: MakeClient, add_
     plain = await signed_client()
     assert (await plain.post("/dev/identity", json={"user_id": 3})).status == 404
     dev = await signed_client(dev_sign_in=True)
+    for bad in ({}, {"user_id": 0}, {"user_id": "3"}, {"user_id": 3, "admin": True}):
+        refused = await dev.post("/dev/identity", json=bad)
+        assert refused.status == 400 and (await refused.json())["code"] == "validation_error"
     resp = await dev.post("/dev/identity", json={"user_id": 3})
     assert resp.status == 200
     identity = (await resp.json())["identity"]

@@ -50,21 +50,21 @@ def client_address(peer: str | None, forwarded_for: str | None, trusted: Sequenc
     return str(address)
 
 
+def _client_of(request: web.Request) -> str:
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    return client_address(peer[0] if peer else None, request.headers.get("X-Forwarded-For"),
+                          request.app[SETTINGS].proxies)
+
+
 def _bucket(request: web.Request) -> tuple[str, str, int] | None:
     """(kind, subject, per minute) of this request, or None if it is not limited."""
     settings = request.app[SETTINGS]
     path = request.path
     if request.method == "POST" and ((path.startswith("/api/v1/concerts/") and path.endswith("/queue"))
                                      or path == "/dev/identity"):
-        peer = request.transport.get_extra_info("peername") if request.transport else None
-        who = client_address(peer[0] if peer else None, request.headers.get("X-Forwarded-For"),
-                             settings.proxies)
-        return "j", who, settings.rate_limit_joins
+        return "j", _client_of(request), settings.rate_limit_joins
     if path.startswith("/admin/"):
-        peer = request.transport.get_extra_info("peername") if request.transport else None
-        who = client_address(peer[0] if peer else None, request.headers.get("X-Forwarded-For"),
-                             settings.proxies)
-        return "a", who, settings.rate_limit_admin
+        return "a", _client_of(request), settings.rate_limit_admin
     if path.startswith("/api/") and "Authorization" in request.headers:
         try:
             return "t", bearer(request), settings.rate_limit_calls

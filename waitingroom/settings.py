@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import typing
 from collections.abc import Mapping
@@ -13,6 +14,16 @@ from booking.context import BookingSettings
 
 MIN_SECRET_BYTES = 32
 _BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+@functools.cache
+def _networks(raw: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    return tuple(ip_network(p.strip(), strict=False) for p in raw.split(",") if p.strip())
+
+
+@functools.cache
+def _origins(raw: str) -> frozenset[str]:
+    return frozenset(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
 
 
 class ConfigError(ValueError):
@@ -141,15 +152,14 @@ class Settings:
                               "not be checked; set ALLOW_UNSIGNED_JOINS=true only for closed tests")
 
     @property
-    def proxies(self) -> list[IPv4Network | IPv6Network]:
-        """TRUSTED_PROXIES as networks."""
-        raw = self.trusted_proxies or ""
-        return [ip_network(p.strip(), strict=False) for p in raw.split(",") if p.strip()]
+    def proxies(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        """TRUSTED_PROXIES as networks (parsed once, though read on every join)."""
+        return _networks(self.trusted_proxies or "")
 
     @property
     def origins(self) -> frozenset[str]:
-        return frozenset(o.strip().rstrip("/") for o in (self.allowed_origins or "").split(",")
-                         if o.strip())
+        """ALLOWED_ORIGINS, without trailing slashes."""
+        return _origins(self.allowed_origins or "")
 
     @property
     def booking(self) -> BookingSettings:

@@ -221,7 +221,7 @@ class Sockets:
         if isinstance(event, SoldOutEvent):
             view = self.concerts.get(event.concert_id)
             if view is not None:
-                await self.sold_out(view, event.concert_id, event.sold_out)
+                await self.sold_out(view, event.sold_out)
             return
         for token in event.tokens:
             for waiter in list(self.by_token.get(token, ())):
@@ -230,7 +230,7 @@ class Sockets:
                 else:
                     await self.expired(waiter, event.reason)
 
-    async def sold_out(self, view: ConcertView, concert_id: int, sold_out: bool) -> None:
+    async def sold_out(self, view: ConcertView, sold_out: bool) -> None:
         """Tell the concert's waiters it sold out; once seats are back, positions resume."""
         for waiter in list(view.waiters):
             await self.tell_sold_out(waiter, sold_out)
