@@ -94,8 +94,9 @@ class Stack:
     def _cli(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "waitingroom", *args]
 
-    def prepare(self) -> None:
-        for args in (("migrate",), ("seed", "--concerts", "3", "--dates", "1", "--seats", "10")):
+    def prepare(self, seed: Sequence[str] = ("--concerts", "3", "--dates", "1", "--seats", "10")
+                ) -> None:
+        for args in (("migrate",), ("seed", *seed)):
             done = subprocess.run(self._cli(*args), env=self.env, capture_output=True, timeout=120)
             if done.returncode:
                 raise RuntimeError(f"waitingroom {args[0]} failed:\n{done.stdout.decode()}"
@@ -119,10 +120,14 @@ class Stack:
         proc.stop()
         self.webs.remove(proc)
 
+    def start_admitter(self) -> Proc:
+        self.admitter = Proc("admitter", self._cli("admitter"), self.env)
+        return self.admitter
+
     def start(self) -> None:
         self.prepare()
         self.add_web()
-        self.admitter = Proc("admitter", self._cli("admitter"), self.env)
+        self.start_admitter()
 
     def stop(self) -> None:
         for proc in [*self.webs, *([self.admitter] if self.admitter else [])]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
 from aiohttp import web
@@ -64,11 +65,21 @@ REDIS_CLUSTER_RETRIES = 3
 STOP_TIMEOUT = 5
 
 
+async def pg_connect(*args: Any, **kwargs: Any) -> asyncpg.Connection:
+    """asyncpg.connect, where a PostgreSQL reached over a Unix socket that is gone (the server
+    is stopped) fails as a connection failure, as a refused TCP port does, not as a missing file."""
+    try:
+        return await asyncpg.connect(*args, **kwargs)
+    except FileNotFoundError as e:
+        raise asyncpg.exceptions.ClientCannotConnectError(
+            f"PostgreSQL is not listening on its socket: {e}") from e
+
+
 async def pg_pool(url: str, max_size: int) -> asyncpg.Pool:
     """A pool that gives up fast when PostgreSQL is down (503, never a hang) and replaces the
     connections a restart closed by itself."""
     return await asyncpg.create_pool(url, min_size=1, max_size=max_size, timeout=PG_CONNECT_TIMEOUT,
-                                     command_timeout=PG_COMMAND_TIMEOUT)
+                                     command_timeout=PG_COMMAND_TIMEOUT, connect=pg_connect)
 
 
 def redis_client(url: str, max_connections: int, cluster: bool = False) -> Client:
