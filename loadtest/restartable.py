@@ -93,6 +93,9 @@ class OwnPostgres:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.stop("fast")
+        # pgserver would stop the server again (by the pid it first started, gone after a
+        # restart) and log that it could not: nothing is left to stop by now.
+        logging.getLogger("pgserver").setLevel(logging.CRITICAL)
         self.server.cleanup()
         shutil.rmtree(self.folder, ignore_errors=True)
 
