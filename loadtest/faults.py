@@ -460,7 +460,8 @@ def _first(value: tuple[float, int] | None) -> str:
 
 def row(result: dict[str, Any]) -> str:
     if "recoveries" in result:
-        seen = f"{result['admitted']} admitted at {result['rate']:g}/s over {result['up_s']:.1f} s up"
+        seen = (f"{result['admitted']} admitted (rate {result['rate']:g}/s) in {result['up_s']:.1f} s "
+                "outside the down time, the restarts' start-up included")
         times = "first admission after the restart: " + ", ".join(
             f"{t:.2f} s" for t in result["recoveries"])
         lost = "; ".join(result["lost"]) or (
