@@ -106,9 +106,9 @@ def run(users: int, seconds: float, down: float, summary: Path) -> dict[str, Any
                          HOLD_TTL="20", TICK_INTERVAL="0.5", LOG_LEVEL="WARNING")
         try:
             stack.prepare(("--concerts", "2", "--dates", "2", "--seats", "60"))
+            stack.start_admitter()  # starts while the web processes do
             stack.add_web()
             stack.add_web()
-            stack.start_admitter()
             env = dict(os.environ, WR_CHAOS="1", WR_ADMIN_TOKEN=stack.admin_token,
                        WR_IDENTITY_SECRET=secret, WR_SUMMARY=str(summary),
                        WR_MAX_WAIT=str(seconds), WR_RETRY_FOR="30")

@@ -130,7 +130,11 @@ class Stack:
         self.start_admitter()
 
     def stop(self) -> None:
-        for proc in [*self.webs, *([self.admitter] if self.admitter else [])]:
+        procs = [*self.webs, *([self.admitter] if self.admitter else [])]
+        for proc in procs:  # all told at once, so they drain side by side
+            if proc.popen.poll() is None:
+                proc.popen.send_signal(signal.SIGTERM)
+        for proc in procs:
             proc.stop()
         self.webs.clear()
 

@@ -23,7 +23,7 @@ async def test_a_postgres_whose_socket_is_gone_is_unavailable_not_a_bug(tmp_path
 
 @pytest.mark.timeout(120)
 def test_a_chaos_run_sees_only_contract_answers_and_a_clean_audit(tmp_path: Path) -> None:
-    result = chaos.run(users=6, seconds=20, down=1, summary=tmp_path / "summary.json")
+    result = chaos.run(users=6, seconds=16, down=1, summary=tmp_path / "summary.json")
     assert [event["fault"] for event in result["timeline"]] == ["redis", "postgres", "web",
                                                                 "admitter"]
     assert all(event["ready_after_s"] is not None for event in result["timeline"])
