@@ -253,7 +253,8 @@ class Person(FastHttpUser):
             if random.random() < 0.5:
                 r = self.call("GET", f"/api/v1/schedules/{date['id']}/seats",
                               "/api/v1/schedules/[id]/seats", headers=bearer(token))
-                free = [s["seat_number"] for s in r.json() if s["status"] == "AVAILABLE"] if r else []
+                seats = r.json() if r is not None else []
+                free = [s["seat_number"] for s in seats if s["status"] == "AVAILABLE"]
                 if not free:
                     break
                 pick = random.sample(free, min(len(free), random.choice((1, 2))))
