@@ -434,6 +434,49 @@ async def admitter_kill(rounds: int, down: float) -> dict[str, Any]:
             stack.stop()
 
 
+# --- sockets closed while Redis is down: their tokens must still be let go
+
+
+async def ghosts(down: float, grace: float = 2.0) -> dict[str, Any]:
+    """Waiters close their tabs while Redis is down; once it is back, each of their tokens must be
+    dropped after the grace period, not held forever by a release that never reached Redis."""
+    with own_servers() as (redis, postgres):
+        stack = Stack(redis.url, postgres.url)
+        stack.env.update(TICK_INTERVAL="0.2", WAIT_GRACE=f"{grace:g}")
+        try:
+            await asyncio.to_thread(stack.prepare, ("--concerts", "1", "--dates", "1",
+                                                    "--seats", "10"))
+            await asyncio.to_thread(stack.start_admitter)
+            await asyncio.to_thread(stack.add_web)
+            async with aiohttp.ClientSession() as session:
+                gw = Gateway(stack, redis, postgres, session)
+                await gw.request("PATCH", "/admin/concerts/1/queue", headers=gw.admin,
+                                 json={"paused": True})
+                tokens = [await gw.join(1 + i) for i in range(10)]
+                sockets = [await session.ws_connect(f"{gw.url}/ws/queue?token={t}") for t in tokens]
+                for ws in sockets:
+                    await ws.receive(timeout=10)  # its position: the token is held
+                await asyncio.to_thread(redis.stop)
+                await asyncio.gather(*(ws.close() for ws in sockets))  # tabs closed meanwhile
+                await asyncio.sleep(down)
+                await asyncio.to_thread(redis.start)
+                back = time.monotonic()
+
+                async def all_dropped() -> bool:
+                    figures = await gw.figures()
+                    return figures.get("dropped_total") == len(tokens)
+
+                done = await until(all_dropped, RECOVERY_TIMEOUT)
+                took = time.monotonic() - back
+                figures = await gw.figures()
+            held = len(tokens) - int(figures.get("dropped_total", 0))
+            return {"fault": f"Redis restart, AOF on, while {len(tokens)} waiters close their "
+                             f"sockets (WAIT_GRACE {grace:g} s)", "ghost": True,
+                    "took": took if done else None, "held": held, "tokens": len(tokens)}
+        finally:
+            stack.stop()
+
+
 # --- the report
 
 
@@ -459,6 +502,13 @@ def _first(value: tuple[float, int] | None) -> str:
 
 
 def row(result: dict[str, Any]) -> str:
+    if "ghost" in result:
+        lost = ("nothing: every token let go, none held by a socket that closed while Redis was "
+                "down" if not result["held"] else
+                f"**{result['held']} of {result['tokens']} tokens still held (ghost waiters)**")
+        return (f"| {result['fault']} | the sockets closed by their clients; nothing else | "
+                f"all {result['tokens']} dropped {_s(result['took'])} after Redis was back "
+                f"(grace included) | {lost} |")
     if "recoveries" in result:
         seen = (f"{result['admitted']} admitted (rate {result['rate']:g}/s) in {result['up_s']:.1f} s "
                 "outside the down time, the restarts' start-up included")
@@ -519,6 +569,10 @@ async def main_async(down: float, only: str | None) -> list[dict[str, Any]]:
         print(f"fault: {name} …", flush=True)
         results.append(await run_fault(name, fault, **options))
         print(row(results[-1]), flush=True)
+    if not only or "ghost" in only or "redis" in only.lower():
+        print("fault: sockets closed while Redis is down …", flush=True)
+        results.append(await ghosts(down))
+        print(row(results[-1]), flush=True)
     if not only or "admitter" in only:
         print("fault: admitter …", flush=True)
         results.append(await admitter_kill(3, down))
@@ -549,7 +603,7 @@ def main(argv: list[str] | None = None) -> int:
     path.write_text("\n".join(lines))
     print("\n".join(lines))
     print(f"written to {path}")
-    bad = [r for r in results if (r["lost"] and "AOF off" not in r["fault"]) or (
+    bad = [r for r in results if r.get("held") or (r.get("lost") and "AOF off" not in r["fault"]) or (
         "AOF off" in r["fault"] and (r["frames_after_fault"] or not r["paused"]
                                      or not r["audit_ok"]))]
     return 1 if bad else 0
