@@ -27,22 +27,67 @@ WHERE token = ANY($1::uuid[]) AND state = 'AVAILABLE'
 
 # Only the fields given change; the others keep what they were (NULL: the default).
 SAVE_QUEUE_SETTINGS = """
-INSERT INTO queue_settings AS q (concert_id, admit_rate, max_active, paused)
-VALUES ($1, $2, $3, $4)
+INSERT INTO queue_settings AS q (concert_id, admit_rate, max_active, paused, admission_mode)
+VALUES ($1, $2, $3, $4, $5)
 ON CONFLICT (concert_id) DO UPDATE
 SET admit_rate = coalesce(EXCLUDED.admit_rate, q.admit_rate),
     max_active = coalesce(EXCLUDED.max_active, q.max_active),
     paused = coalesce(EXCLUDED.paused, q.paused),
+    admission_mode = coalesce(EXCLUDED.admission_mode, q.admission_mode),
     updated_at = now()
 """
 
-QUEUE_SETTINGS = "SELECT concert_id, admit_rate, max_active, paused FROM queue_settings"
+QUEUE_SETTINGS = ("SELECT concert_id, admit_rate, max_active, paused, admission_mode"
+                  " FROM queue_settings")
+
+# What inventory-aware admission and the console measure of each concert, in one snapshot:
+# seats not sold (on sale or held), seats in live holds, seats sold and the paid orders, and the
+# admitted tokens that ended, by reason (completed: paid).
+CONCERT_DEMAND = """
+WITH seats AS (
+    SELECT sc.concert_id,
+           count(*) FILTER (WHERE s.status <> 'RESERVED') AS seats_left,
+           count(*) FILTER (WHERE s.status = 'PENDING' AND s.hold_expires_at > now()) AS holds,
+           count(*) FILTER (WHERE s.status = 'RESERVED') AS sold
+    FROM concert_schedules sc JOIN concert_seats s ON s.schedule_id = sc.id
+    WHERE sc.concert_id = ANY($1::bigint[])
+    GROUP BY sc.concert_id
+), orders AS (
+    SELECT sc.concert_id, count(*) AS orders
+    FROM concert_schedules sc JOIN reservations r ON r.schedule_id = sc.id
+    WHERE sc.concert_id = ANY($1::bigint[]) AND r.status = 'RESERVED'
+    GROUP BY sc.concert_id
+), tokens AS (
+    SELECT concert_id,
+           count(*) FILTER (WHERE reason = 'completed') AS completed,
+           count(*) FILTER (WHERE reason = 'timeout') AS timed_out,
+           count(*) FILTER (WHERE reason = 'left') AS left_early
+    FROM waiting_token
+    WHERE concert_id = ANY($1::bigint[]) AND reason IS NOT NULL
+    GROUP BY concert_id
+)
+SELECT c.id AS concert_id, coalesce(s.seats_left, 0) AS seats_left, coalesce(s.holds, 0) AS holds,
+       coalesce(s.sold, 0) AS sold, coalesce(o.orders, 0) AS orders,
+       coalesce(t.completed, 0) AS completed, coalesce(t.timed_out, 0) AS timed_out,
+       coalesce(t.left_early, 0) AS left_early
+FROM unnest($1::bigint[]) AS c (id)
+LEFT JOIN seats s ON s.concert_id = c.id
+LEFT JOIN orders o ON o.concert_id = c.id
+LEFT JOIN tokens t ON t.concert_id = c.id
+"""
 
 
 async def save_queue_settings(conn: asyncpg.Pool | asyncpg.Connection, concert_id: int,
                               admit_rate: float | None, max_active: int | None,
-                              paused: bool | None) -> None:
-    await conn.execute(SAVE_QUEUE_SETTINGS, concert_id, admit_rate, max_active, paused)
+                              paused: bool | None, admission_mode: str | None = None) -> None:
+    await conn.execute(SAVE_QUEUE_SETTINGS, concert_id, admit_rate, max_active, paused,
+                       admission_mode)
+
+
+async def concert_demand(conn: asyncpg.Pool | asyncpg.Connection,
+                         concert_ids: Sequence[int]) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await conn.fetch(CONCERT_DEMAND, list(concert_ids))
+    return rows
 
 
 async def queue_settings(conn: asyncpg.Pool | asyncpg.Connection) -> list[asyncpg.Record]:
