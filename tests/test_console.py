@@ -118,13 +118,15 @@ async def test_bad_settings_are_refused_and_change_nothing(
     cid = await add_concert()
     h = admin_headers(settings)
     before = await (await client.get(f"/admin/concerts/{cid}/queue", headers=h)).json()
-    for body in ({"admission_mode": "greedy"}, {"admission_mode": None}, {"admission_mode": 1},
-                 {"admit_rate": 5, "admission_mode": "Inventory"}, {"admit_rate": -1},
-                 {"max_active": 1.5}):
+    bodies: list[dict[str, Any]] = [
+        {"admission_mode": "greedy"}, {"admission_mode": None}, {"admission_mode": 1},
+        {"admit_rate": 5, "admission_mode": "Inventory"}, {"admit_rate": -1}, {"max_active": 1.5}]
+    for body in bodies:
         r = await client.patch(f"/admin/concerts/{cid}/queue", json=body, headers=h)
         assert r.status == 400, body
         assert r.content_type == "application/problem+json"
-    for body in ({"admit_rate": "fast"}, {"max_active": -1}, {"paused": True}):
+    bodies = [{"admit_rate": "fast"}, {"max_active": -1}, {"paused": True}]
+    for body in bodies:
         r = await client.post(f"/admin/concerts/{cid}/what-if", json=body, headers=h)
         assert r.status == 400, body
         assert r.content_type == "application/problem+json"
