@@ -29,7 +29,8 @@ async def _servable(pg: asyncpg.Pool, cid: int, per_order_default: int) -> int:
                                     " count(*) FILTER (WHERE reason = 'completed')"
                                     " FROM waiting_token WHERE concert_id = $1", cid)
     share = max(0.05, paid / ended) if ended >= inventory.MIN_ENDED else 1.0
-    return int(math.floor(left / (share * per_order_default) + 1e-9))
+    servable: float = left / (share * per_order_default)
+    return math.floor(servable + 1e-9)
 
 
 async def test_inventory_mode_never_admits_beyond_what_the_seats_left_can_serve(
