@@ -122,12 +122,13 @@ def _case(rate: float, configured: float, max_active: int, figures: Figures) -> 
 def what_if(figures: Figures, demand: Demand | None, admit_rate: float | None,
             max_active: int | None, p95_ms: float | None, bound_ms: float,
             default_seats: int) -> WhatIfOut:
-    """What the queue would do now and with the proposed settings (None: unchanged)."""
+    """What the queue would do now and with the proposed settings (None: unchanged). The
+    proposal is reckoned as if admitting: a paused queue shows what it would do once resumed."""
     new_rate = figures.admit_rate if admit_rate is None else admit_rate
     new_max = figures.max_active if max_active is None else max_active
 
-    def effective(configured: float, most: int) -> float:
-        if figures.paused or figures.sold_out:
+    def effective(configured: float, most: int, honour_pause: bool) -> float:
+        if figures.sold_out or (honour_pause and figures.paused):
             return 0.0
         rate = configured
         if figures.admission_mode == "inventory":
@@ -136,9 +137,9 @@ def what_if(figures: Figures, demand: Demand | None, admit_rate: float | None,
         # A full house admits only as people leave: the rate is no promise then.
         return rate if figures.active < most else 0.0
 
-    now = _case(effective(figures.admit_rate, figures.max_active), figures.admit_rate,
+    now = _case(effective(figures.admit_rate, figures.max_active, True), figures.admit_rate,
                 figures.max_active, figures)
-    then = _case(effective(new_rate, new_max), new_rate, new_max, figures)
+    then = _case(effective(new_rate, new_max, False), new_rate, new_max, figures)
     seats_left = per_buyer = buyers_left = None
     measured = False
     runs_out_first = False
@@ -153,6 +154,7 @@ def what_if(figures: Figures, demand: Demand | None, admit_rate: float | None,
             runs_out_in = math.ceil(buyers_left / then.rate) if then.rate > 0 else None
     return WhatIfOut(concert_id=figures.concert_id, waiting=figures.waiting,
                      active=figures.active, admission_mode=figures.admission_mode,
+                     paused=figures.paused, sold_out=figures.sold_out,
                      now=now, proposed=then, seats_left=seats_left,
                      seats_per_buyer=round(per_buyer, 4) if per_buyer is not None else None,
                      seats_per_buyer_measured=measured, buyers_left=buyers_left,

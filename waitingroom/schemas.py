@@ -82,6 +82,9 @@ class WhatIfOut(Response):
     waiting: Count
     active: Count
     admission_mode: AdmissionMode
+    paused: Annotated[bool, msgspec.Meta(
+        description="Paused now: now shows nobody moving, proposed what happens once resumed")]
+    sold_out: bool
     now: WhatIfCase
     proposed: WhatIfCase
     seats_left: Count | None  # null: the seat figures could not be read

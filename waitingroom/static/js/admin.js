@@ -10,7 +10,7 @@ let socket = null, retry = 0;
 const key = () => sessionStorage.getItem(KEY);
 const field = (card, name) => card.el.querySelector(`[data-f="${name}"]`);
 const rate = (r) => (r == null ? "–" : `${Number(r.toFixed(r < 10 ? 2 : 1))}/s`);
-const wait = (s) => (s == null ? "never at that rate" : s === 0 ? "now" : roughly(s));
+const wait = (s) => (s == null ? "never" : s === 0 ? "no time" : roughly(s));
 
 function showKeyForm(message) {
   $("#key-form").hidden = false;
@@ -87,9 +87,9 @@ function update(card, c, atMs) {
   text(field(card, "why"), `${q.admission_mode === "inventory" ? "Inventory-aware" : "Fixed rate"}: ${q.rate_detail}`);
   text(field(card, "seats"), c.seats_left == null ? "–" : num(c.seats_left));
   text(field(card, "holds"), c.holds == null ? "–" : `${num(c.holds)} seats`);
-  text(field(card, "sales"), c.sold == null ? "–" : `${num(c.sold)} seats, ${num(c.orders)} orders`);
-  text(field(card, "abandoned"), `${num(q.dropped_total)} dropped while waiting` +
-       (c.timed_out == null ? "" : `, ${num(c.timed_out)} timed out, ${num(c.left)} left`));
+  text(field(card, "sales"), c.sold == null ? "–" : `${num(c.sold)} seats · ${num(c.orders)} orders`);
+  text(field(card, "abandoned"), `${num(q.dropped_total)} dropped` +
+       (c.timed_out == null ? "" : ` · ${num(c.timed_out)} timed out · ${num(c.left)} left`));
   const eta = q.eta_error;
   for (const el of card.el.querySelectorAll('[data-if="eta_error"]')) el.hidden = !eta;
   if (eta) text(field(card, "eta_error"), `median ${eta.median}, p90 ${eta.p90} (${num(eta.samples)} samples)`);
@@ -155,6 +155,8 @@ function proposal(card) {
 
 function explain(out) {
   const p = out.proposed, n = out.now, lines = [];
+  if (out.sold_out) lines.push(["Sold out: nobody is admitted until seats come back.", "bad"]);
+  else if (out.paused) lines.push(["Admission is paused: these figures count from when it resumes."]);
   if (p.max_active_full) lines.push(["Max active is reached: nobody is admitted until someone leaves.", "bad"]);
   lines.push([`At ${rate(p.rate)} the ${num(out.waiting)} waiting drain in ${wait(p.drain_seconds)} ` +
               `(now ${wait(n.drain_seconds)}).`]);
@@ -164,10 +166,14 @@ function explain(out) {
     lines.push(["The seats left could not be counted."]);
   } else {
     const per = `${out.seats_per_buyer} seats per person admitted (${out.seats_per_buyer_measured ? "measured" : "until measured"})`;
-    lines.push(out.seats_run_out_first
+    lines.push(out.seats_run_out_first && out.buyers_left === 0
+      ? [`Seats run out before the queue does: the ${num(out.seats_left)} seats left, at ${per}, are spoken ` +
+         `for by the ${num(out.active)} people admitted; nobody waiting would get one.`, "bad"]
+      : out.seats_run_out_first
       ? [`Seats run out before the queue does: ${num(out.seats_left)} seats left at ${per} serve ` +
          `${num(out.buyers_left)} more people; from place ${num(out.runs_out_at_position)} on, ` +
-         `people would wait for nothing (in ${wait(out.runs_out_in_seconds)}).`, "bad"]
+         "people would wait for nothing" +
+         (out.runs_out_in_seconds == null ? "." : ` (${wait(out.runs_out_in_seconds)} after admitting starts).`), "bad"]
       : [`The ${num(out.seats_left)} seats left, at ${per}, serve ${num(out.buyers_left)} more people: ` +
          "enough for everyone waiting."]);
   }
