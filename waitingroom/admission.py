@@ -80,21 +80,20 @@ async def restore_settings(queues: Queues, pool: asyncpg.Pool) -> None:
         log.warning("restored the settings of %s concerts to Redis", restored)
 
 
-async def demand(pool: asyncpg.Pool | None,
-                 concert_ids: list[int]) -> dict[int, inventory.Demand] | None:
+async def demand(pool: asyncpg.Pool | None, concert_ids: list[int],
+                 measures: inventory.Measures | None = None) -> dict[int, inventory.Demand] | None:
     """The seats and buyers of these concerts; None if PostgreSQL could not tell."""
     if pool is None or not concert_ids:
         return None if pool is None else {}
     try:
-        rows = await queries.concert_demand(pool, concert_ids)
+        return await (measures or inventory.Measures()).read(pool, concert_ids)
     except (OSError, asyncpg.PostgresError) as e:
         log.warning("could not measure the seats left: %r", e)
         return None
-    return {r["concert_id"]: inventory.Demand.from_row(r) for r in rows}
 
 
-async def choices(queues: Queues, pool: asyncpg.Pool | None,
-                  concert_ids: list[int]) -> dict[int, inventory.Choice]:
+async def choices(queues: Queues, pool: asyncpg.Pool | None, concert_ids: list[int],
+                  measures: inventory.Measures | None = None) -> dict[int, inventory.Choice]:
     """Inventory mode's choice for each concert in that mode, recorded for the admin API (a
     switch back to fixed forgets it: Queues.configure)."""
     modes = await queues.modes(concert_ids)
@@ -102,7 +101,7 @@ async def choices(queues: Queues, pool: asyncpg.Pool | None,
     out: dict[int, inventory.Choice] = {}
     if chosen:
         s = queues.settings
-        measured = await demand(pool, chosen)
+        measured = await demand(pool, chosen, measures)
         p95 = await queues.booking_p95(int(2 * s.booking_latency_window * 1000))
         figures = await queues.figures(chosen)
         for cid in chosen:
@@ -115,8 +114,8 @@ async def choices(queues: Queues, pool: asyncpg.Pool | None,
     return out
 
 
-async def tick(queues: Queues, pool: asyncpg.Pool | None,
-               check_stock: bool = False) -> dict[int, Admission]:
+async def tick(queues: Queues, pool: asyncpg.Pool | None, check_stock: bool = False,
+               measures: inventory.Measures | None = None) -> dict[int, Admission]:
     # Admission first, so that its timing does not depend on how long the sweeps take; the
     # booking sweep runs even when Redis is down (holds run out in PostgreSQL alone). The seats
     # on sale are counted after the sweep, so that holds that ran out count as on sale again.
@@ -126,7 +125,7 @@ async def tick(queues: Queues, pool: asyncpg.Pool | None,
             await restore_settings(queues, pool)
             await tokenlog.catch_up(queues, pool)
         concert_ids = await queues.concert_ids()
-        chosen = await choices(queues, pool, concert_ids)
+        chosen = await choices(queues, pool, concert_ids, measures)
         for cid in concert_ids:
             outcomes[cid] = await admit_concert(queues, pool, cid, chosen.get(cid))
         await reap_dead_processes(queues)
@@ -142,12 +141,13 @@ async def run(queues: Queues, pool: asyncpg.Pool | None) -> None:
     """Admit every tick until cancelled; check the stock counters every so often."""
     loop = asyncio.get_running_loop()
     next_check = loop.time()
+    measures = inventory.Measures()
 
     async def step() -> None:
         nonlocal next_check
         check = loop.time() >= next_check
         if check:
             next_check = loop.time() + queues.settings.stock_check_interval
-        await tick(queues, pool, check)
+        await tick(queues, pool, check, measures)
 
     await every(queues.settings.tick_interval, step, "admission tick")

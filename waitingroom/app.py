@@ -18,12 +18,13 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 import booking.views
 from booking.context import BOOKING, Booking
 
-from . import console, latency, openapi
+from . import console, inventory, latency, openapi
 from .appkeys import (
     CONCERTS,
     IDENTITIES,
     LATENCY,
     LEASE,
+    MEASURES,
     METRICS,
     PG,
     POSITIONS,
@@ -165,6 +166,7 @@ def create_app(settings: Settings) -> web.Application:
     app[IDENTITIES] = Identities.from_settings(settings)
     app[METRICS] = metrics
     app[LATENCY] = window
+    app[MEASURES] = inventory.Measures()
     app.cleanup_ctx.extend([_redis, _postgres, _sockets, _latency_reports, _gc_timing])
     app.on_shutdown.append(_close_sockets)
     app.on_response_prepare.append(secure_headers)

@@ -7,6 +7,7 @@ from aiohttp import web
 
 from .concerts import ConcertDirectory
 from .identity import Identities
+from .inventory import Measures
 from .latency import LatencyWindow
 from .lease import Lease
 from .metrics import Metrics
@@ -27,3 +28,4 @@ CONCERTS = web.AppKey("concerts", ConcertDirectory)
 METRICS = web.AppKey("metrics", Metrics)
 IDENTITIES = web.AppKey("identities", Identities)
 LATENCY = web.AppKey("latency", LatencyWindow)
+MEASURES = web.AppKey("measures", Measures)

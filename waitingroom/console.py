@@ -17,7 +17,7 @@ from redis.exceptions import RedisError
 from booking.wire import path_id, read_json, reply
 
 from . import admission, inventory
-from .appkeys import CONCERTS, PG, QUEUES, SETTINGS
+from .appkeys import CONCERTS, MEASURES, PG, QUEUES, SETTINGS
 from .schemas import ConsoleAuth, ConsoleConcert, ConsoleFrame, WhatIfRequest
 from .views import STATIC, _admin, admin_answer, admin_key_matches, admin_on
 
@@ -46,7 +46,7 @@ async def what_if(request: web.Request) -> web.Response:
     await request.app[CONCERTS].require(concert_id)
     queues, s = request.app[QUEUES], request.app[SETTINGS]
     figures = (await queues.figures([concert_id]))[concert_id]
-    measured = await admission.demand(request.app[PG], [concert_id])
+    measured = await admission.demand(request.app[PG], [concert_id], request.app[MEASURES])
     p95 = await queues.booking_p95(int(2 * s.booking_latency_window * 1000))
     return reply(inventory.what_if(
         figures, None if measured is None else measured.get(concert_id),
@@ -62,7 +62,7 @@ async def frame(app: web.Application) -> ConsoleFrame:
     queues = app[QUEUES]
     answers = await asyncio.gather(*(admin_answer(app, cid) for cid in ids))
     figures = await queues.figures(ids)
-    measured = await admission.demand(app[PG], ids) if ids else {}
+    measured = await admission.demand(app[PG], ids, app[MEASURES]) if ids else {}
     default_seats = app[SETTINGS].max_seats_per_user
     out = []
     for row, answer in zip(rows, answers, strict=True):

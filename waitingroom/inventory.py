@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping, Sequence
 
+import asyncpg
+
+from . import queries
 from .queue import Figures
 from .schemas import WhatIfCase, WhatIfOut
 
@@ -24,11 +28,14 @@ MIN_ORDERS = 10  # paid orders
 MIN_SHARE = 0.05
 # Below this share of its bound, a rate slowed for latency is not slowed further.
 MIN_LATENCY_FACTOR = 0.1
+# Seconds the slow-moving measures (sales, ended tokens) are kept before being read again.
+SALES_REFRESH = 10.0
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Demand:
-    """One concert's seats and buyers as PostgreSQL has them (queries.CONCERT_DEMAND)."""
+    """One concert's seats and buyers as PostgreSQL has them (queries.CONCERT_SEATS_LEFT,
+    queries.CONCERT_SALES)."""
 
     concert_id: int
     seats_left: int  # not sold: on sale or held
@@ -69,6 +76,31 @@ class Demand:
         """How many admitted people the seats left can serve at once."""
         per_buyer, _ = self.seats_per_buyer(default)
         return math.floor(self.seats_left / per_buyer + 1e-9)
+
+
+class Measures:
+    """Reads each concert's Demand: seats left and holds fresh every time (two index lookups),
+    sales and ended tokens at most every `refresh` seconds (they move slowly, and counting them
+    reads a concert's whole history)."""
+
+    def __init__(self, refresh: float = SALES_REFRESH,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.refresh = refresh
+        self.clock = clock
+        self.sales: dict[int, tuple[float, Mapping[str, int]]] = {}
+
+    async def read(self, pool: asyncpg.Pool, concert_ids: Sequence[int]) -> dict[int, Demand]:
+        now = self.clock()
+        stale = [cid for cid in concert_ids
+                 if cid not in self.sales or now - self.sales[cid][0] >= self.refresh]
+        if stale:
+            for row in await queries.concert_sales(pool, stale):
+                self.sales[row["concert_id"]] = (now, row)
+        out = {}
+        for row in await queries.concert_seats_left(pool, concert_ids):
+            cid = row["concert_id"]
+            out[cid] = Demand.from_row({**self.sales[cid][1], **row})
+        return out
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -40,20 +40,35 @@ SET admit_rate = coalesce(EXCLUDED.admit_rate, q.admit_rate),
 QUEUE_SETTINGS = ("SELECT concert_id, admit_rate, max_active, paused, admission_mode"
                   " FROM queue_settings")
 
-# What inventory-aware admission and the console measure of each concert, in one snapshot:
-# seats not sold (on sale or held), seats in live holds, seats sold and the paid orders, and the
-# admitted tokens that ended, by reason (completed: paid).
-CONCERT_DEMAND = """
-WITH seats AS (
-    SELECT sc.concert_id,
-           count(*) FILTER (WHERE s.status <> 'RESERVED') AS seats_left,
-           count(*) FILTER (WHERE s.status = 'PENDING' AND s.hold_expires_at > now()) AS holds,
-           count(*) FILTER (WHERE s.status = 'RESERVED') AS sold
-    FROM concert_schedules sc JOIN concert_seats s ON s.schedule_id = sc.id
+# What inventory-aware admission and the console measure of each concert. Fresh every tick and
+# cheap: seats not sold (the seats-on-sale counters plus the seats held, live or run out, found
+# through the partial index on held seats) and seats in live holds.
+CONCERT_SEATS_LEFT = """
+WITH stock AS (
+    SELECT sc.concert_id, sum(st.available)::bigint AS available
+    FROM concert_schedules sc JOIN schedule_stock st ON st.schedule_id = sc.id
     WHERE sc.concert_id = ANY($1::bigint[])
     GROUP BY sc.concert_id
-), orders AS (
-    SELECT sc.concert_id, count(*) AS orders
+), held AS (
+    SELECT sc.concert_id, count(*) AS pending,
+           count(*) FILTER (WHERE s.hold_expires_at > now()) AS holds
+    FROM concert_schedules sc JOIN concert_seats s ON s.schedule_id = sc.id
+    WHERE sc.concert_id = ANY($1::bigint[]) AND s.status = 'PENDING'
+    GROUP BY sc.concert_id
+)
+SELECT c.id AS concert_id,
+       coalesce(stock.available, 0) + coalesce(held.pending, 0) AS seats_left,
+       coalesce(held.holds, 0) AS holds
+FROM unnest($1::bigint[]) AS c (id)
+LEFT JOIN stock ON stock.concert_id = c.id
+LEFT JOIN held ON held.concert_id = c.id
+"""
+
+# The slow-moving part, read every few seconds: seats sold and paid orders, and the admitted
+# tokens that ended, by reason (completed: paid).
+CONCERT_SALES = """
+WITH orders AS (
+    SELECT sc.concert_id, coalesce(sum(r.seat_count), 0)::bigint AS sold, count(*) AS orders
     FROM concert_schedules sc JOIN reservations r ON r.schedule_id = sc.id
     WHERE sc.concert_id = ANY($1::bigint[]) AND r.status = 'RESERVED'
     GROUP BY sc.concert_id
@@ -66,12 +81,10 @@ WITH seats AS (
     WHERE concert_id = ANY($1::bigint[]) AND reason IS NOT NULL
     GROUP BY concert_id
 )
-SELECT c.id AS concert_id, coalesce(s.seats_left, 0) AS seats_left, coalesce(s.holds, 0) AS holds,
-       coalesce(s.sold, 0) AS sold, coalesce(o.orders, 0) AS orders,
+SELECT c.id AS concert_id, coalesce(o.sold, 0) AS sold, coalesce(o.orders, 0) AS orders,
        coalesce(t.completed, 0) AS completed, coalesce(t.timed_out, 0) AS timed_out,
        coalesce(t.left_early, 0) AS left_early
 FROM unnest($1::bigint[]) AS c (id)
-LEFT JOIN seats s ON s.concert_id = c.id
 LEFT JOIN orders o ON o.concert_id = c.id
 LEFT JOIN tokens t ON t.concert_id = c.id
 """
@@ -84,9 +97,15 @@ async def save_queue_settings(conn: asyncpg.Pool | asyncpg.Connection, concert_i
                        admission_mode)
 
 
-async def concert_demand(conn: asyncpg.Pool | asyncpg.Connection,
-                         concert_ids: Sequence[int]) -> list[asyncpg.Record]:
-    rows: list[asyncpg.Record] = await conn.fetch(CONCERT_DEMAND, list(concert_ids))
+async def concert_seats_left(conn: asyncpg.Pool | asyncpg.Connection,
+                             concert_ids: Sequence[int]) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await conn.fetch(CONCERT_SEATS_LEFT, list(concert_ids))
+    return rows
+
+
+async def concert_sales(conn: asyncpg.Pool | asyncpg.Connection,
+                        concert_ids: Sequence[int]) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await conn.fetch(CONCERT_SALES, list(concert_ids))
     return rows
 
 
