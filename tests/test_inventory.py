@@ -3,12 +3,14 @@ while the booking API is slow, the configured rate as the upper bound."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 
 import asyncpg
 
 from tests.test_browser import add_show
 from waitingroom import admission, inventory, tokenlog
+from waitingroom.app import redis_client
 from waitingroom.keys import ConcertKeys
 from waitingroom.queue import Admission, Queues
 
@@ -63,6 +65,25 @@ async def test_inventory_mode_never_admits_beyond_what_the_seats_left_can_serve(
                              sid)
     assert len(seen_caps) >= 2  # the bound moved with what was measured and the seats left
     assert (await queues.figures([cid]))[cid].admitted_total > 2
+
+
+async def test_two_admitters_at_once_stay_within_what_the_seats_left_can_serve(
+        queues: Queues, pg: asyncpg.Pool, redis_url: str) -> None:
+    cid, _ = await add_show(pg, seats=10)
+    for user in range(1, 101):
+        await queues.join(cid, user)
+    await queues.configure(cid, admit_rate=100.0, admission_mode="inventory")
+    other = Queues(redis_client(redis_url, 10), queues.settings)  # another admitter's client
+    try:
+        await admission.tick(queues, pg)
+        for _ in range(6):
+            await queues.redis.hset(ConcertKeys(cid).state, "last_ms",
+                                    await queues.clock_ms() - 1000)
+            await asyncio.gather(admission.tick(queues, pg), admission.tick(other, pg))
+            assert (await queues.figures([cid]))[cid].active <= 2  # 10 seats, 4 per buyer
+        assert (await queues.figures([cid]))[cid].active == 2
+    finally:
+        await other.redis.aclose()
 
 
 async def test_inventory_mode_slows_while_the_booking_api_is_slow(
