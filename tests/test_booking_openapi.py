@@ -24,6 +24,7 @@ CONTRACT = {
 }
 # Additions beyond the contract, documented in the same document.
 ADDITIONS = {("get", "/api/v1/limits"), ("get", "/admin/audit"),
+             ("post", "/admin/concerts/{concert_id}/what-if"),
              ("get", "/api/v1/concerts/{concert_id}/preview"),
              ("get", "/api/v1/schedules/{schedule_id}/preview")}
 PROBLEM = {"$ref": "#/components/schemas/Problem"}

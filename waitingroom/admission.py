@@ -13,7 +13,7 @@ import asyncpg
 from booking import queries as queries_booking
 from booking import sweeper
 
-from . import queries, tokenlog
+from . import inventory, queries, tokenlog
 from .gate import QueueGate
 from .queue import Admission, Queues
 from .ticker import every
@@ -21,9 +21,15 @@ from .ticker import every
 log = logging.getLogger(__name__)
 
 
-async def admit_concert(queues: Queues, pool: asyncpg.Pool | None, concert_id: int) -> Admission:
-    """One admission tick of one concert: admit, time out, drop; tell sockets; write audit rows."""
-    out = await queues.admit(concert_id)
+async def admit_concert(queues: Queues, pool: asyncpg.Pool | None, concert_id: int,
+                        choice: inventory.Choice | None = None) -> Admission:
+    """One admission tick of one concert: admit, time out, drop; tell sockets; write audit rows.
+
+    choice: inventory mode's rate and bound on AVAILABLE tokens for this tick."""
+    if choice is None:
+        out = await queues.admit(concert_id)
+    else:
+        out = await queues.admit(concert_id, choice.rate_cap, choice.people_cap)
     if out.admitted or out.timed_out:
         # Admission already happened in Redis; its rows follow now, or once PostgreSQL is back.
         await tokenlog.record(queues, pool, tokenlog.TokenChange(
@@ -64,8 +70,8 @@ async def restore_settings(queues: Queues, pool: asyncpg.Pool) -> None:
     """Settings Redis lost (it came back empty) come back from PostgreSQL before anyone is
     admitted at the defaults."""
     try:
-        saved = [(r["concert_id"], r["admit_rate"], r["max_active"], r["paused"])
-                 for r in await queries.queue_settings(pool)]
+        saved = [(r["concert_id"], r["admit_rate"], r["max_active"], r["paused"],
+                  r["admission_mode"]) for r in await queries.queue_settings(pool)]
     except (OSError, asyncpg.PostgresError) as e:
         log.warning("could not read the queue settings: %r", e)
         return
@@ -74,8 +80,42 @@ async def restore_settings(queues: Queues, pool: asyncpg.Pool) -> None:
         log.warning("restored the settings of %s concerts to Redis", restored)
 
 
-async def tick(queues: Queues, pool: asyncpg.Pool | None,
-               check_stock: bool = False) -> dict[int, Admission]:
+async def demand(pool: asyncpg.Pool | None, concert_ids: list[int],
+                 measures: inventory.Measures | None = None) -> dict[int, inventory.Demand] | None:
+    """The seats and buyers of these concerts; None if PostgreSQL could not tell."""
+    if pool is None or not concert_ids:
+        return None if pool is None else {}
+    try:
+        return await (measures or inventory.Measures()).read(pool, concert_ids)
+    except (OSError, asyncpg.PostgresError) as e:
+        log.warning("could not measure the seats left: %r", e)
+        return None
+
+
+async def choices(queues: Queues, pool: asyncpg.Pool | None, concert_ids: list[int],
+                  measures: inventory.Measures | None = None) -> dict[int, inventory.Choice]:
+    """Inventory mode's choice for each concert in that mode, recorded for the admin API (a
+    switch back to fixed forgets it: Queues.configure)."""
+    modes = await queues.modes(concert_ids)
+    chosen = [cid for cid in concert_ids if modes[cid] == "inventory"]
+    out: dict[int, inventory.Choice] = {}
+    if chosen:
+        s = queues.settings
+        measured = await demand(pool, chosen, measures)
+        p95 = await queues.booking_p95(int(2 * s.booking_latency_window * 1000))
+        figures = await queues.figures(chosen)
+        for cid in chosen:
+            f = figures[cid]
+            choice = inventory.choose(f.admit_rate, f.paused, f.active,
+                                      None if measured is None else measured.get(cid), p95,
+                                      s.booking_p95_bound, s.max_seats_per_user)
+            await queues.record_choice(cid, choice.rate, choice.reason, choice.detail)
+            out[cid] = choice
+    return out
+
+
+async def tick(queues: Queues, pool: asyncpg.Pool | None, check_stock: bool = False,
+               measures: inventory.Measures | None = None) -> dict[int, Admission]:
     # Admission first, so that its timing does not depend on how long the sweeps take; the
     # booking sweep runs even when Redis is down (holds run out in PostgreSQL alone). The seats
     # on sale are counted after the sweep, so that holds that ran out count as on sale again.
@@ -84,8 +124,10 @@ async def tick(queues: Queues, pool: asyncpg.Pool | None,
         if pool is not None:
             await restore_settings(queues, pool)
             await tokenlog.catch_up(queues, pool)
-        for cid in await queues.concert_ids():
-            outcomes[cid] = await admit_concert(queues, pool, cid)
+        concert_ids = await queues.concert_ids()
+        chosen = await choices(queues, pool, concert_ids, measures)
+        for cid in concert_ids:
+            outcomes[cid] = await admit_concert(queues, pool, cid, chosen.get(cid))
         await reap_dead_processes(queues)
     finally:
         if pool is not None:
@@ -99,12 +141,13 @@ async def run(queues: Queues, pool: asyncpg.Pool | None) -> None:
     """Admit every tick until cancelled; check the stock counters every so often."""
     loop = asyncio.get_running_loop()
     next_check = loop.time()
+    measures = inventory.Measures()
 
     async def step() -> None:
         nonlocal next_check
         check = loop.time() >= next_check
         if check:
             next_check = loop.time() + queues.settings.stock_check_interval
-        await tick(queues, pool, check)
+        await tick(queues, pool, check, measures)
 
     await every(queues.settings.tick_interval, step, "admission tick")

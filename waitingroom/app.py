@@ -19,11 +19,13 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 import booking.views
 from booking.context import BOOKING, Booking
 
-from . import openapi
+from . import console, inventory, latency, openapi
 from .appkeys import (
     CONCERTS,
     IDENTITIES,
+    LATENCY,
     LEASE,
+    MEASURES,
     METRICS,
     PG,
     POSITIONS,
@@ -47,6 +49,7 @@ from .ratelimit import rate_limit_middleware
 from .scripts import Client
 from .settings import Settings
 from .sockets import Sockets
+from .ticker import every
 from .views import add_routes
 
 # How long a connection from the pool may be waited for before the request fails with 503.
@@ -139,6 +142,15 @@ async def _sockets(app: web.Application) -> AsyncIterator[None]:
     await lease.release()
 
 
+async def _latency_reports(app: web.Application) -> AsyncIterator[None]:
+    queues, window, proc_id = app[QUEUES], app[LATENCY], app[LEASE].proc_id
+    task = asyncio.create_task(every(1.0, lambda: latency.report(queues, window, proc_id),
+                                     "latency report"), name="latency-report")
+    yield
+    task.cancel()
+    await asyncio.wait([task], timeout=STOP_TIMEOUT)
+
+
 async def _gc_timing(app: web.Application) -> AsyncIterator[None]:
     callback = app[METRICS].gc_callback
     gc.callbacks.append(callback)
@@ -156,16 +168,21 @@ def create_app(settings: Settings) -> web.Application:
 
     ConfigError if it could not check who joins (see Settings.check_web)."""
     metrics = Metrics()
+    window = latency.LatencyWindow(settings.booking_latency_window)
     app = web.Application(middlewares=[request_id_middleware, metrics_middleware(metrics),
-                                       problem_middleware, rate_limit_middleware],
+                                       problem_middleware, rate_limit_middleware,
+                                       latency.latency_middleware(window)],
                           client_max_size=settings.max_body)
     app[SETTINGS] = settings
     app[IDENTITIES] = Identities.from_settings(settings)
     app[METRICS] = metrics
-    app.cleanup_ctx.extend([_redis, _postgres, _sockets, _gc_timing])
+    app[LATENCY] = window
+    app[MEASURES] = inventory.Measures()
+    app.cleanup_ctx.extend([_redis, _postgres, _sockets, _latency_reports, _gc_timing])
     app.on_shutdown.append(_close_sockets)
     app.on_response_prepare.append(secure_headers)
     add_routes(app)
     booking.views.add_routes(app)
+    console.add_routes(app)
     openapi.add_routes(app)
     return app

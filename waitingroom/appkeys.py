@@ -7,6 +7,8 @@ from aiohttp import web
 
 from .concerts import ConcertDirectory
 from .identity import Identities
+from .inventory import Measures
+from .latency import LatencyWindow
 from .lease import Lease
 from .metrics import Metrics
 from .positions import PositionTick
@@ -25,3 +27,5 @@ POSITIONS = web.AppKey("positions", PositionTick)
 CONCERTS = web.AppKey("concerts", ConcertDirectory)
 METRICS = web.AppKey("metrics", Metrics)
 IDENTITIES = web.AppKey("identities", Identities)
+LATENCY = web.AppKey("latency", LatencyWindow)
+MEASURES = web.AppKey("measures", Measures)

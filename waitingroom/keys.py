@@ -13,6 +13,8 @@ CONCERTS = PREFIX + ":concerts"
 DEFERRED = PREFIX + ":deferred"
 # Web process leases: member process id, score lease deadline (ms, Redis clock).
 PROCS = PREFIX + ":procs"
+# Booking API latency: field web process id, value "p95 ms:reported at ms" (Redis clock).
+BOOKING_P95 = PREFIX + ":booking_p95"
 # Pub/sub channel of one concert's queue events.
 CHANNEL = PREFIX + ":ev:{concert_id}"
 CHANNEL_PATTERN = PREFIX + ":ev:*"
@@ -76,11 +78,12 @@ class ConcertKeys:
         return self._k("deplog")
 
     @property
-    def state(self) -> str:  # HASH cursor, budget, last_ms, admitted_total, dropped_total, rate, depseq
+    def state(self) -> str:  # HASH cursor, budget, last_ms, admitted_total, dropped_total, rate,
+        # depseq; chosen_rate, rate_reason, rate_detail (inventory-aware admission)
         return self._k("state")
 
     @property
-    def config(self) -> str:  # HASH admit_rate, max_active, paused (live configuration)
+    def config(self) -> str:  # HASH admit_rate, max_active, paused, admission_mode (live)
         return self._k("cfg")
 
     @property

@@ -144,8 +144,19 @@ OPERATIONS: tuple[Op, ...] = (
        description="404 also when the admin API is off (no ADMIN_TOKEN)."),
     Op("configureQueue", "patch", "/admin/concerts/{concert_id}/queue", "Change a queue's live configuration",
        "admin", w.AdminQueueOut, body=w.QueuePatch, auth="adminKey", problems=(*_BODY, *_ADMIN),
-       description="Any of admit_rate, max_active and paused; every process reads it within a "
-                   "tick."),
+       description="Any of admit_rate, max_active, paused and admission_mode; every process "
+                   "reads it within a tick. In inventory mode the admitter chooses the rate "
+                   "(chosen_rate, rate_reason, rate_detail in the answer): admit_rate at most, "
+                   "never more AVAILABLE tokens than the seats left can serve, slower while the "
+                   "booking API's p95 latency is above BOOKING_P95_BOUND."),
+    Op("whatIf", "post", "/admin/concerts/{concert_id}/what-if",
+       "What a proposed admit_rate or max_active would do (nothing changes)", "admin",
+       w.WhatIfOut, body=w.WhatIfRequest, auth="adminKey", problems=(*_BODY, *_ADMIN),
+       description="When the queue would drain, the ETA of the median and of the last waiter, "
+                   "now and with the proposal, and whether the seats left (divided by the seats "
+                   "an admitted person buys, measured once enough have ended) run out before the "
+                   "queue does. The operators' console (/admin, live over the /admin/ws socket) "
+                   "shows it before applying a change."),
     Op("audit", "get", "/admin/audit", "The shop's books, checked in SQL", "admin", Audit,
        auth="adminKey", problems=((401, "admin_unauthorized"), (404, "not_found"), *_LIMITED,
                                   *_UNAVAILABLE),

@@ -27,22 +27,86 @@ WHERE token = ANY($1::uuid[]) AND state = 'AVAILABLE'
 
 # Only the fields given change; the others keep what they were (NULL: the default).
 SAVE_QUEUE_SETTINGS = """
-INSERT INTO queue_settings AS q (concert_id, admit_rate, max_active, paused)
-VALUES ($1, $2, $3, $4)
+INSERT INTO queue_settings AS q (concert_id, admit_rate, max_active, paused, admission_mode)
+VALUES ($1, $2, $3, $4, $5)
 ON CONFLICT (concert_id) DO UPDATE
 SET admit_rate = coalesce(EXCLUDED.admit_rate, q.admit_rate),
     max_active = coalesce(EXCLUDED.max_active, q.max_active),
     paused = coalesce(EXCLUDED.paused, q.paused),
+    admission_mode = coalesce(EXCLUDED.admission_mode, q.admission_mode),
     updated_at = now()
 """
 
-QUEUE_SETTINGS = "SELECT concert_id, admit_rate, max_active, paused FROM queue_settings"
+QUEUE_SETTINGS = ("SELECT concert_id, admit_rate, max_active, paused, admission_mode"
+                  " FROM queue_settings")
+
+# What inventory-aware admission and the console measure of each concert. Fresh every tick and
+# cheap: seats not sold (the seats-on-sale counters plus the seats held, live or run out, found
+# through the partial index on held seats) and seats in live holds.
+CONCERT_SEATS_LEFT = """
+WITH stock AS (
+    SELECT sc.concert_id, sum(st.available)::bigint AS available
+    FROM concert_schedules sc JOIN schedule_stock st ON st.schedule_id = sc.id
+    WHERE sc.concert_id = ANY($1::bigint[])
+    GROUP BY sc.concert_id
+), held AS (
+    SELECT sc.concert_id, count(*) AS pending,
+           count(*) FILTER (WHERE s.hold_expires_at > now()) AS holds
+    FROM concert_schedules sc JOIN concert_seats s ON s.schedule_id = sc.id
+    WHERE sc.concert_id = ANY($1::bigint[]) AND s.status = 'PENDING'
+    GROUP BY sc.concert_id
+)
+SELECT c.id AS concert_id,
+       coalesce(stock.available, 0) + coalesce(held.pending, 0) AS seats_left,
+       coalesce(held.holds, 0) AS holds
+FROM unnest($1::bigint[]) AS c (id)
+LEFT JOIN stock ON stock.concert_id = c.id
+LEFT JOIN held ON held.concert_id = c.id
+"""
+
+# The slow-moving part, read every few seconds: seats sold and paid orders, and the admitted
+# tokens that ended, by reason (completed: paid).
+CONCERT_SALES = """
+WITH orders AS (
+    SELECT sc.concert_id, coalesce(sum(r.seat_count), 0)::bigint AS sold, count(*) AS orders
+    FROM concert_schedules sc JOIN reservations r ON r.schedule_id = sc.id
+    WHERE sc.concert_id = ANY($1::bigint[]) AND r.status = 'RESERVED'
+    GROUP BY sc.concert_id
+), tokens AS (
+    SELECT concert_id,
+           count(*) FILTER (WHERE reason = 'completed') AS completed,
+           count(*) FILTER (WHERE reason = 'timeout') AS timed_out,
+           count(*) FILTER (WHERE reason = 'left') AS left_early
+    FROM waiting_token
+    WHERE concert_id = ANY($1::bigint[]) AND reason IS NOT NULL
+    GROUP BY concert_id
+)
+SELECT c.id AS concert_id, coalesce(o.sold, 0) AS sold, coalesce(o.orders, 0) AS orders,
+       coalesce(t.completed, 0) AS completed, coalesce(t.timed_out, 0) AS timed_out,
+       coalesce(t.left_early, 0) AS left_early
+FROM unnest($1::bigint[]) AS c (id)
+LEFT JOIN orders o ON o.concert_id = c.id
+LEFT JOIN tokens t ON t.concert_id = c.id
+"""
 
 
 async def save_queue_settings(conn: asyncpg.Pool | asyncpg.Connection, concert_id: int,
                               admit_rate: float | None, max_active: int | None,
-                              paused: bool | None) -> None:
-    await conn.execute(SAVE_QUEUE_SETTINGS, concert_id, admit_rate, max_active, paused)
+                              paused: bool | None, admission_mode: str | None = None) -> None:
+    await conn.execute(SAVE_QUEUE_SETTINGS, concert_id, admit_rate, max_active, paused,
+                       admission_mode)
+
+
+async def concert_seats_left(conn: asyncpg.Pool | asyncpg.Connection,
+                             concert_ids: Sequence[int]) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await conn.fetch(CONCERT_SEATS_LEFT, list(concert_ids))
+    return rows
+
+
+async def concert_sales(conn: asyncpg.Pool | asyncpg.Connection,
+                        concert_ids: Sequence[int]) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await conn.fetch(CONCERT_SALES, list(concert_ids))
+    return rows
 
 
 async def queue_settings(conn: asyncpg.Pool | asyncpg.Connection) -> list[asyncpg.Record]:

@@ -24,7 +24,7 @@ from booking.gate import TokenState
 
 from . import keys
 from .keys import ConcertKeys
-from .records import STATE_CODES, ExpiryReason, RateInfo, TokenRecord, text
+from .records import STATE_CODES, AdmissionMode, ExpiryReason, RateInfo, TokenRecord, text
 from .schemas import AdmittedEvent, AnyEvent, ExpiredEvent, SoldOutEvent
 from .scripts import AutoPipeline, Client, Scripts
 from .settings import Settings
@@ -68,6 +68,11 @@ class Figures:
     measured_rate: float | None
     sold_out: bool
     on_sale: int  # -1: not known
+    admission_mode: AdmissionMode = "fixed"
+    # What the admitter chose on its last tick in inventory mode (None: nothing yet).
+    chosen_rate: float | None = None
+    rate_reason: str | None = None
+    rate_detail: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -100,6 +105,10 @@ class Admission:
     @property
     def admitted_tokens(self) -> list[str]:
         return [a.token for a in self.admitted]
+
+
+def _mode(raw: Any) -> AdmissionMode:
+    return "inventory" if raw is not None and text(raw) == "inventory" else "fixed"
 
 
 def _int(v: Any, default: int = 0) -> int:
@@ -282,13 +291,19 @@ class Queues:
         """Concerts that have ever had a queue."""
         return [int(text(c)) for c in await self.redis.smembers(keys.CONCERTS)]
 
-    async def admit(self, concert_id: int) -> Admission:
-        """One admission tick of one concert: admit, time out, drop, and tell every process."""
+    async def admit(self, concert_id: int, rate_cap: float | None = None,
+                    people_cap: int | None = None) -> Admission:
+        """One admission tick of one concert: admit, time out, drop, and tell every process.
+
+        rate_cap lowers the configured rate for this tick; people_cap bounds the AVAILABLE
+        tokens after it (active + admitted now), below max_active (inventory mode)."""
         s = self.settings
         admitted_raw, timed_out_raw, dropped_raw, deadline = await self.scripts.admit(
             keys=concert_keys(concert_id),
             args=[s.admit_rate, s.max_active, s.active_ttl * 1000, s.wait_grace * 1000,
-                  s.token_retention * 1000, s.admit_batch, s.tick_interval, s.departure_log])
+                  s.token_retention * 1000, s.admit_batch, s.tick_interval, s.departure_log,
+                  "" if rate_cap is None else repr(float(rate_cap)),
+                  "" if people_cap is None else max(0, people_cap)])
         out = Admission(
             admitted=[Admitted(text(t), int(u), int(n)) for t, u, n in
                       zip(admitted_raw[0::3], admitted_raw[1::3], admitted_raw[2::3], strict=True)],
@@ -310,7 +325,8 @@ class Queues:
                 await pipe.execute()
         return out
 
-    async def restore(self, saved: Sequence[tuple[int, float | None, int | None, bool | None]]) -> int:
+    async def restore(self, saved: Sequence[tuple[int, float | None, int | None, bool | None,
+                                                  AdmissionMode | None]]) -> int:
         """Put back the operator's settings of concerts whose live configuration Redis lost
         (it came back empty); returns how many concerts were restored."""
         if not saved:
@@ -320,10 +336,11 @@ class Queues:
                 pipe.exists(ConcertKeys(concert_id).config)
             present = await pipe.execute()
         restored = 0
-        for (concert_id, admit_rate, max_active, paused), exists in zip(saved, present, strict=True):
-            if not exists and (admit_rate, max_active, paused) != (None, None, None):
+        for (concert_id, admit_rate, max_active, paused, mode), exists in zip(saved, present,
+                                                                            strict=True):
+            if not exists and (admit_rate, max_active, paused, mode) != (None, None, None, None):
                 await self.configure(concert_id, admit_rate=admit_rate, max_active=max_active,
-                                     paused=paused)
+                                     paused=paused, admission_mode=mode)
                 restored += 1
         return restored
 
@@ -396,21 +413,72 @@ class Queues:
                 k = ConcertKeys(cid)
                 pipe.zcard(k.queue)
                 pipe.zcard(k.active)
-                pipe.hmget(k.state, "admitted_total", "dropped_total", "rate", "on_sale")
-                pipe.hmget(k.config, "admit_rate", "max_active", "paused")
+                pipe.hmget(k.state, "admitted_total", "dropped_total", "rate", "on_sale",
+                           "chosen_rate", "rate_reason", "rate_detail")
+                pipe.hmget(k.config, "admit_rate", "max_active", "paused", "admission_mode")
             raw = await pipe.execute()
         out = {}
         for i, cid in enumerate(concert_ids):
-            waiting, active, (admitted, dropped, measured, on_sale), (rate, max_active, paused) = (
-                raw[4 * i:4 * i + 4])
+            waiting, active, state, (rate, max_active, paused, mode) = raw[4 * i:4 * i + 4]
+            admitted, dropped, measured, on_sale, chosen, reason, detail = state
             info = self._rate(rate, paused, measured, on_sale)
             out[cid] = Figures(cid, waiting, active, _int(admitted), _int(dropped), info.configured,
                                _int(max_active, self.settings.max_active), info.paused,
-                               info.measured, info.sold_out, _int(on_sale, -1))
+                               info.measured, info.sold_out, _int(on_sale, -1), _mode(mode),
+                               float(text(chosen)) if chosen is not None else None,
+                               text(reason) if reason is not None else None,
+                               text(detail) if detail is not None else None)
         return out
 
+    async def modes(self, concert_ids: Sequence[int]) -> dict[int, AdmissionMode]:
+        """Each concert's admission mode, in one round trip."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for cid in concert_ids:
+                pipe.hget(ConcertKeys(cid).config, "admission_mode")
+            raw = await pipe.execute()
+        return {cid: _mode(m) for cid, m in zip(concert_ids, raw, strict=True)}
+
+    async def record_choice(self, concert_id: int, rate: float | None, reason: str | None,
+                            detail: str | None) -> None:
+        """What the admitter chose for this concert (None: forget it, back to fixed)."""
+        k = ConcertKeys(concert_id)
+        if rate is None:
+            await self.redis.hdel(k.state, "chosen_rate", "rate_reason", "rate_detail")
+        else:
+            await self.redis.hset(k.state, mapping={"chosen_rate": repr(float(rate)),
+                                                    "rate_reason": reason or "",
+                                                    "rate_detail": detail or ""})
+
+    # -- the booking API's latency, as every web process measures it -------------------------
+    async def report_latency(self, proc_id: str, p95_ms: float) -> None:
+        """This process's p95 booking latency over its recent window (see latency.py)."""
+        await self.redis.hset(keys.BOOKING_P95, proc_id, f"{p95_ms!r}:{await self.clock_ms()}")
+
+    async def booking_p95(self, fresh_ms: int) -> float | None:
+        """The highest p95 that any web process reported in the last fresh_ms (None: none);
+        older reports (a process that stopped) are removed."""
+        raw = await self.redis.hgetall(keys.BOOKING_P95)
+        now = await self.clock_ms()
+        worst: float | None = None
+        stale = []
+        for proc, value in raw.items():
+            p95, _, at = text(value).partition(":")
+            try:
+                figure, when = float(p95), int(at)
+            except ValueError:
+                stale.append(proc)
+                continue
+            if now - when > fresh_ms:
+                stale.append(proc)
+            elif worst is None or figure > worst:
+                worst = figure
+        if stale:
+            await self.redis.hdel(keys.BOOKING_P95, *stale)
+        return worst
+
     async def configure(self, concert_id: int, *, admit_rate: float | None = None,
-                        max_active: int | None = None, paused: bool | None = None) -> None:
+                        max_active: int | None = None, paused: bool | None = None,
+                        admission_mode: AdmissionMode | None = None) -> None:
         """Change a concert's live configuration; every process reads it within a tick."""
         fields: dict[FieldT, EncodableT] = {}
         if admit_rate is not None:
@@ -419,6 +487,8 @@ class Queues:
             fields["max_active"] = str(max_active)
         if paused is not None:
             fields["paused"] = "1" if paused else "0"
+        if admission_mode is not None:
+            fields["admission_mode"] = admission_mode
         k = ConcertKeys(concert_id)
         # The MULTI touches only the concert's keys (one slot); the set of concerts is another.
         if fields:
@@ -428,5 +498,7 @@ class Queues:
                     # A new regime: what was measured under the old one says nothing of it.
                     pipe.delete(k.history)
                     pipe.hdel(k.state, "rate")
+                if admission_mode is not None:
+                    pipe.hdel(k.state, "chosen_rate", "rate_reason", "rate_detail")
                 await pipe.execute()
         await self.redis.sadd(keys.CONCERTS, concert_id)

@@ -10,6 +10,7 @@ from typing import Any, Literal
 from booking.gate import TokenState
 
 ExpiryReason = Literal["timeout", "left", "completed", "dropped"]
+AdmissionMode = Literal["fixed", "inventory"]
 # The record's one-letter state (see lua/_lib.lua) and the contract's name for it.
 STATES: dict[str, TokenState] = {"W": "WAITING", "A": "AVAILABLE", "E": "EXPIRED"}
 STATE_CODES: dict[TokenState, str] = {v: k for k, v in STATES.items()}

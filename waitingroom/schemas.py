@@ -9,7 +9,7 @@ import msgspec
 from booking.gate import TokenState
 from booking.wire import Count, Id, Request, Response, Time
 
-from .records import ExpiryReason
+from .records import AdmissionMode, ExpiryReason
 
 Jwt = Annotated[str, msgspec.Meta(min_length=1, max_length=4096,
                                    description="A JWT from the selling site: sub = user id, exp")]
@@ -39,10 +39,62 @@ Position = Annotated[int, msgspec.Meta(ge=1, description="1 for the next to be a
 Seconds = Annotated[int, msgspec.Meta(ge=1)]
 
 
+AdmissionModeField = Annotated[AdmissionMode, msgspec.Meta(
+    description="fixed: admit at admit_rate; inventory: the admitter chooses the rate, never "
+                "more admitted than the seats left can serve, slower while the booking API is "
+                "slow, admit_rate at most")]
+
+
 class QueuePatch(Request):
     admit_rate: Rate | msgspec.UnsetType = msgspec.UNSET
     max_active: MaxActive | msgspec.UnsetType = msgspec.UNSET
     paused: bool | msgspec.UnsetType = msgspec.UNSET
+    admission_mode: AdmissionModeField | msgspec.UnsetType = msgspec.UNSET
+
+
+class WhatIfRequest(Request):
+    """Proposed settings; a field left out keeps its current value."""
+
+    admit_rate: Rate | msgspec.UnsetType = msgspec.UNSET
+    max_active: MaxActive | msgspec.UnsetType = msgspec.UNSET
+
+
+OptSeconds = Annotated[int, msgspec.Meta(ge=0)] | None
+
+
+class WhatIfCase(Response):
+    """The queue under one set of settings. Seconds from now; null: never at that rate."""
+
+    admit_rate: Rate
+    max_active: MaxActive
+    rate: Annotated[float, msgspec.Meta(ge=0, description=(
+        "Admissions per second expected: admit_rate, or what inventory mode would choose; 0 "
+        "when paused, sold out or max_active is reached"))]
+    drain_seconds: OptSeconds
+    median_eta_seconds: OptSeconds
+    last_eta_seconds: OptSeconds
+    max_active_full: Annotated[bool, msgspec.Meta(
+        description="active >= max_active: nobody is admitted until someone leaves")]
+
+
+class WhatIfOut(Response):
+    concert_id: Id
+    waiting: Count
+    active: Count
+    admission_mode: AdmissionMode
+    paused: Annotated[bool, msgspec.Meta(
+        description="Paused now: now shows nobody moving, proposed what happens once resumed")]
+    sold_out: bool
+    now: WhatIfCase
+    proposed: WhatIfCase
+    seats_left: Count | None  # null: the seat figures could not be read
+    seats_per_buyer: Annotated[float, msgspec.Meta(ge=0)] | None
+    seats_per_buyer_measured: bool
+    buyers_left: Count | None
+    seats_run_out_first: Annotated[bool, msgspec.Meta(
+        description="The seats left serve fewer people than are waiting")]
+    runs_out_at_position: Annotated[int, msgspec.Meta(ge=1)] | None
+    runs_out_in_seconds: OptSeconds
 
 
 class QueueSummary(Response):
@@ -88,6 +140,13 @@ class AdminQueueOut(Response):
     admit_rate: Rate
     max_active: MaxActive
     paused: bool
+    admission_mode: AdmissionMode
+    chosen_rate: Annotated[float, msgspec.Meta(
+        ge=0, description="The rate the admitter works at: admit_rate in fixed mode")]
+    rate_reason: Annotated[str, msgspec.Meta(description=(
+        "Why chosen_rate, a stable word: configured, paused, sold_out, seats_left, "
+        "booking_latency, no_figures"))]
+    rate_detail: Annotated[str, msgspec.Meta(description="The same in words, with figures")]
 
 
 class LimitsOut(Response):
@@ -172,3 +231,37 @@ class SoldOutEvent(Event, tag="s"):
 
 
 AnyEvent = AdmittedEvent | ExpiredEvent | SoldOutEvent
+
+
+# -- the operators' console socket (/admin/ws) ----------------------------------------------
+class ConsoleAuth(Request):
+    """The first frame a console sends: the admin key (never in the URL, which is logged)."""
+
+    type: Literal["auth"]
+    key: Annotated[str, msgspec.Meta(max_length=1024)]
+
+
+class ConsoleConcert(Response):
+    """One concert as the console shows it. Seat figures are null when PostgreSQL did not
+    answer this second."""
+
+    id: Id
+    name: str
+    queue: AdminQueueOut  # the admin API's answer for this concert, as GET gives it
+    measured_rate: float | None  # admissions per second lately; null: not measured yet
+    sold_out: bool
+    on_sale: int  # seats on sale, as the admitter last counted; -1: not known
+    seats_left: Count | None  # not sold: on sale or held
+    holds: Count | None  # seats in live holds
+    sold: Count | None  # seats sold
+    orders: Count | None  # paid orders
+    completed: Count | None  # admitted tokens that paid
+    timed_out: Count | None  # admitted tokens whose booking window ran out
+    left: Count | None  # admitted tokens given up
+    seats_per_buyer: float | None
+    seats_per_buyer_measured: bool
+
+
+class ConsoleFrame(Response, tag="figures", tag_field="type"):
+    at_ms: int  # Redis's clock
+    concerts: list[ConsoleConcert]

@@ -98,6 +98,10 @@ class Settings:
     redis_cluster: bool = False
     # One line per request (tokens cut to a prefix) on the waitingroom.access logger.
     access_log: bool = False
+    # Inventory-aware admission slows down while the booking API's p95 latency (across every web
+    # process, over the last booking_latency_window seconds) is above this many milliseconds.
+    booking_p95_bound: float = 500.0
+    booking_latency_window: float = 10.0
 
     def __post_init__(self) -> None:
         checks: list[tuple[str, bool]] = [
@@ -132,6 +136,8 @@ class Settings:
             ("RATE_LIMIT_JOINS", 0 <= self.rate_limit_joins <= 60_000),
             ("RATE_LIMIT_CALLS", 0 <= self.rate_limit_calls <= 60_000),
             ("RATE_LIMIT_ADMIN", 0 <= self.rate_limit_admin <= 60_000),
+            ("BOOKING_P95_BOUND", 1 <= self.booking_p95_bound <= 600_000),
+            ("BOOKING_LATENCY_WINDOW", 1 <= self.booking_latency_window <= 3600),
         ]
         for name, ok in checks:
             if not ok:

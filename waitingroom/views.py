@@ -17,7 +17,7 @@ from booking.wire import bearer, path_id, read_json, reply
 from . import errors, queries, tokenlog
 from .appkeys import CONCERTS, IDENTITIES, METRICS, PG, QUEUES, SETTINGS
 from .identity import sign
-from .queue import Ticket
+from .queue import Figures, Ticket
 from .records import rfc3339
 from .schemas import (
     AdminQueueOut,
@@ -140,21 +140,50 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 # -- admin --------------------------------------------------------------------------------
-def _admin(request: web.Request) -> None:
+def admin_on(request: web.Request) -> str:
+    """The admin key; NotFound when the admin API is off."""
     key = request.app[SETTINGS].admin_token
     if not key:
         raise NotFound("The admin API is off: set ADMIN_TOKEN to turn it on")
+    return key
+
+
+def admin_key_matches(key: str, given: str) -> bool:
+    return hmac.compare_digest(given.strip().encode(), key.encode())
+
+
+def _admin(request: web.Request) -> None:
+    key = admin_on(request)
     header = request.headers.get("Authorization", "")
     scheme, _, given = header.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), key.encode()):
+    if scheme.lower() != "bearer" or not admin_key_matches(key, given):
         raise errors.AdminUnauthorized()
 
 
+def rate_choice(f: Figures) -> tuple[float, str, str]:
+    """(the rate the admitter works at, why in a stable word, the same in words)."""
+    if f.paused:
+        return 0.0, "paused", "paused by the operator"
+    if f.sold_out:
+        return 0.0, "sold_out", "no seat on sale: admission waits for seats to come back"
+    if f.admission_mode == "inventory" and f.chosen_rate is not None:
+        return f.chosen_rate, f.rate_reason or "configured", f.rate_detail or ""
+    return f.admit_rate, "configured", f"{f.admit_rate:g}/s as configured"
+
+
+async def admin_answer(app: web.Application, concert_id: int) -> AdminQueueOut:
+    """The admin API's figures of one queue (also what the console's socket sends)."""
+    f = (await app[QUEUES].figures([concert_id]))[concert_id]
+    chosen, reason, detail = rate_choice(f)
+    return AdminQueueOut(concert_id=concert_id, waiting=f.waiting, active=f.active,
+                         admitted_total=f.admitted_total, dropped_total=f.dropped_total,
+                         admit_rate=f.admit_rate, max_active=f.max_active, paused=f.paused,
+                         admission_mode=f.admission_mode, chosen_rate=chosen, rate_reason=reason,
+                         rate_detail=detail)
+
+
 async def _admin_figures(request: web.Request, concert_id: int) -> web.Response:
-    f = (await request.app[QUEUES].figures([concert_id]))[concert_id]
-    return reply(AdminQueueOut(concert_id=concert_id, waiting=f.waiting, active=f.active,
-                               admitted_total=f.admitted_total, dropped_total=f.dropped_total,
-                               admit_rate=f.admit_rate, max_active=f.max_active, paused=f.paused))
+    return reply(await admin_answer(request.app, concert_id))
 
 
 async def admin_queue(request: web.Request) -> web.Response:
@@ -172,10 +201,12 @@ async def admin_patch_queue(request: web.Request) -> web.Response:
     admit_rate = None if patch.admit_rate is msgspec.UNSET else patch.admit_rate
     max_active = None if patch.max_active is msgspec.UNSET else patch.max_active
     paused = None if patch.paused is msgspec.UNSET else patch.paused
+    mode = None if patch.admission_mode is msgspec.UNSET else patch.admission_mode
     # PostgreSQL first: it is what restores Redis if Redis comes back empty.
-    await queries.save_queue_settings(request.app[PG], concert_id, admit_rate, max_active, paused)
+    await queries.save_queue_settings(request.app[PG], concert_id, admit_rate, max_active, paused,
+                                      mode)
     await request.app[QUEUES].configure(concert_id, admit_rate=admit_rate, max_active=max_active,
-                                        paused=paused)
+                                        paused=paused, admission_mode=mode)
     return await _admin_figures(request, concert_id)
 
 

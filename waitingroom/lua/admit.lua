@@ -1,7 +1,8 @@
 -- One admission tick of one concert. Safe to run from any number of admitters at once: the
 -- budget grows with Redis's clock since the last tick, whoever ran it.
 -- ARGV: default rate, default max_active, active ttl ms, wait grace ms, retention ms, batch,
--- tick interval s, departures kept in the log.
+-- tick interval s, departures kept in the log, rate cap ('' none), cap on AVAILABLE tokens
+-- after the tick ('' none; inventory-aware admission).
 -- Returns {admitted {token, user, ticket, ...}, timed_out {token...}, dropped {token...}, deadline}.
 local now = now_ms()
 local cfg = redis.call('HMGET', K_CFG, 'admit_rate', 'max_active', 'paused')
@@ -14,6 +15,12 @@ local ttl, grace, retention = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARG
 local batch = tonumber(ARGV[6])
 local tick = tonumber(ARGV[7])
 local keep = tonumber(ARGV[8])
+if ARGV[9] and ARGV[9] ~= '' then
+  rate = math.min(rate, tonumber(ARGV[9]))
+end
+if ARGV[10] and ARGV[10] ~= '' then
+  max_active = math.min(max_active, tonumber(ARGV[10]))
+end
 
 -- The measured admission rate while people wait: admissions over the last minute once at least
 -- MIN_SEEN were seen in it, else over the whole history (up to ten minutes) once it spans
