@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import hashlib
 import logging
@@ -34,39 +35,53 @@ def request_hash(body: PaymentRequest) -> bytes:
 async def pay(conn: asyncpg.Connection, *, holder: Holder, reservation_id: int, key: str,
               fingerprint: bytes) -> Payment:
     """Pay the holder's reservation, or answer an earlier payment with this key again."""
-    user_id = holder.user_id
-    async with conn.transaction():
-        if not await queries.try_lock_key(conn, user_id, key):
-            raise errors.IdempotencyInProgress()
-        prior = await queries.find_payment(conn, user_id, key)
-        if prior is not None:
-            if bytes(prior["request_hash"]) != fingerprint:
-                raise errors.IdempotencyKeyReused(
-                    "This Idempotency-Key paid for another request; use a new key")
-            return Payment(prior["id"], prior["reservation_id"], prior["amount"],
-                           prior["balance_after"], token_to_expire=False)
-        # Only a replay may use a token that is no longer AVAILABLE (its payment expired it).
+    # Only a replay may use a token that is no longer AVAILABLE (its payment expired it), so
+    # the token's refusal is handed in and raised by the call only when it is not a replay.
+    refusal: errors.DomainError | None = None
+    try:
         holder.admitted()
-        row = await queries.lock_reservation(conn, reservation_id, user_id)
-        if row is None:
-            raise errors.ReservationNotFound(f"You have no reservation {reservation_id}")
-        holder.check_concert(row["concert_id"])
-        if row["status"] == "RESERVED":
-            raise errors.AlreadyPaid()
-        if row["status"] != "WAITING" or row["ran_out"]:
-            raise errors.HoldExpired()
-        # Fixed lock order everywhere: reservation, then its seats, then the balance.
-        if await queries.lock_held_seats(conn, reservation_id) != row["seat_count"]:
-            raise errors.HoldExpired()
-        amount = int(row["total_price"])
-        balance = await queries.debit(conn, user_id, amount)
-        if balance is None:
-            raise errors.InsufficientBalance(f"Paying takes {amount} won; charge the balance first")
-        with errors.constraint_rules():
-            payment_id = await queries.complete_payment(
-                conn, reservation_id=reservation_id, user_id=user_id, amount=amount, key=key,
-                request_hash=fingerprint, token=holder.token, balance_after=balance)
-    return Payment(payment_id, reservation_id, amount, balance, token_to_expire=True)
+    except errors.DomainError as e:
+        refusal = e
+    # One call, its own transaction: one round trip. Inside a caller's transaction, a
+    # savepoint, so that a refusal undoes only the payment.
+    async with conn.transaction() if conn.is_in_transaction() else contextlib.nullcontext():
+        try:
+            with errors.constraint_rules():
+                row = await queries.pay_reservation(
+                    conn, user_id=holder.user_id, reservation_id=reservation_id, key=key,
+                    request_hash=fingerprint, token=holder.token, concert_id=holder.concert_id,
+                    token_refused=refusal is not None)
+        except asyncpg.RaiseError as e:
+            raise _refusal(e, holder, reservation_id, refusal) from None
+    return Payment(row["payment_id"], row["reservation_id"], row["amount"], row["balance_after"],
+                   token_to_expire=not row["replayed"])
+
+
+def _refusal(error: asyncpg.RaiseError, holder: Holder, reservation_id: int,
+             token_refusal: errors.DomainError | None) -> errors.DomainError:
+    """The domain error for a refusal raised by pay_reservation (its message names it)."""
+    detail = getattr(error, "detail", None) or ""
+    match getattr(error, "message", None):
+        case "idempotency_in_progress":
+            return errors.IdempotencyInProgress()
+        case "idempotency_key_reused":
+            return errors.IdempotencyKeyReused(
+                "This Idempotency-Key paid for another request; use a new key")
+        case "token_refused" if token_refusal is not None:
+            return token_refusal
+        case "reservation_not_found":
+            return errors.ReservationNotFound(f"You have no reservation {reservation_id}")
+        case "wrong_concert":
+            return errors.TokenWrongConcert(
+                f"The token is for concert {holder.concert_id}, not {detail}")
+        case "already_paid":
+            return errors.AlreadyPaid()
+        case "hold_expired":
+            return errors.HoldExpired()
+        case "insufficient_balance":
+            return errors.InsufficientBalance(
+                f"Paying takes {detail} won; charge the balance first")
+    raise error
 
 
 async def expire_token(gate: Gate, pool: asyncpg.Pool, payment_id: int, token: str,

@@ -121,6 +121,12 @@ JOIN balance_ledger l ON l.payment_id = p.id AND l.kind = 'PAYMENT'
 WHERE p.user_id = $1 AND p.idempotency_key = $2
 """
 
+# The whole payment in one call (db/migrations/0008_one_call_payments.sql).
+PAY_RESERVATION = """
+SELECT payment_id, reservation_id, amount, balance_after, replayed
+FROM pay_reservation($1, $2, $3, $4, $5::uuid, $6, $7)
+"""
+
 LOCK_HELD_SEATS = """
 SELECT id FROM concert_seats WHERE reservation_id = $1 AND status = 'PENDING'
 ORDER BY id
@@ -367,6 +373,15 @@ async def try_lock_key(conn: asyncpg.Connection, user_id: int, key: str) -> bool
 
 async def find_payment(conn: Conn, user_id: int, key: str) -> asyncpg.Record | None:
     return await conn.fetchrow(FIND_PAYMENT, user_id, key)
+
+
+async def pay_reservation(conn: asyncpg.Connection, *, user_id: int, reservation_id: int,
+                          key: str, request_hash: bytes, token: str, concert_id: int,
+                          token_refused: bool) -> asyncpg.Record:
+    row = await conn.fetchrow(PAY_RESERVATION, user_id, reservation_id, key, request_hash, token,
+                              concert_id, token_refused)
+    assert row is not None
+    return row
 
 
 async def lock_held_seats(conn: asyncpg.Connection, reservation_id: int) -> int:

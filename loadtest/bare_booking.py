@@ -88,12 +88,18 @@ async def stats(request: web.Request) -> web.Response:
     return _json({})
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Nothing to reset: an open transaction is rolled back by the pool itself."""
+
+
 def create_app(dsn: str, pool_size: int, body: bytes, etag: str, encoding: str) -> web.Application:
     app = web.Application()
     app[SEATS] = (body, etag, encoding)
 
     async def pool(app: web.Application) -> AsyncIterator[None]:
-        app[POOL] = await asyncpg.create_pool(dsn, min_size=pool_size, max_size=pool_size)
+        # No reset query on release, as the gateway's pool: the ceiling never does more.
+        app[POOL] = await asyncpg.create_pool(dsn, min_size=pool_size, max_size=pool_size,
+                                              reset=_keep_session)
         yield
         await app[POOL].close()
 

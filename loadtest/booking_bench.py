@@ -183,7 +183,7 @@ def _pgbench_sql(sql: str, names: dict[int, str]) -> str:
     return " ".join(text.split())
 
 
-def pgbench_scripts(folder: Path, schedules: tuple[int, int]) -> dict[str, Path]:
+def pgbench_scripts(folder: Path, schedules: tuple[int, int], concert: int) -> dict[str, Path]:
     hold = folder / "hold.sql"
     hold.write_text("\n".join([
         "\\set uid random(1, 1000000)",
@@ -196,24 +196,17 @@ def pgbench_scripts(folder: Path, schedules: tuple[int, int]) -> dict[str, Path]
                                           6: "most"}).replace(":numbers", "NULL") + ";",
         ""]))
     pay = folder / "pay.sql"
+    # What booking.payments.pay sends: one call of pay_reservation, its own transaction.
     pay.write_text("\n".join([
         "SELECT k, 'bench-' || k AS key FROM nextval('bench_pay_seq') k",
         "\\gset",
         f"\\set rid {PAY_BASE_ID} + :k",
         f"\\set uid {PAY_BASE_ID} + :k",
-        f"\\set ns {queries.LOCK_IDEMPOTENCY_KEY}",
-        f"\\set amount {PRICE}",
-        "BEGIN;",
-        _pgbench_sql(queries.TRY_LOCK_KEY, {1: "uid", 2: "key", 3: "ns"}) + ";",
-        _pgbench_sql(queries.FIND_PAYMENT, {1: "uid", 2: "key"}) + ";",
-        _pgbench_sql(queries.LOCK_RESERVATION, {1: "rid", 2: "uid"}) + ";",
-        _pgbench_sql(queries.LOCK_HELD_SEATS, {1: "rid"}) + ";",
-        _pgbench_sql(queries.DEBIT, {1: "uid", 2: "amount"}),
-        "\\gset",
-        _pgbench_sql(queries.COMPLETE_PAYMENT, {
-            1: "rid", 2: "uid", 3: "amount", 4: "key", 5: "hash", 6: "token", 7: "balance"}) + ";",
-        "COMMIT;", ""]).replace(":hash", "'\\x00'").replace(
-            ":token", f"'{uuid.UUID(int=0)}'"))
+        f"\\set concert {concert}",
+        _pgbench_sql(queries.PAY_RESERVATION, {
+            1: "uid", 2: "rid", 3: "key", 4: "hash", 5: "token", 6: "concert",
+            7: "refused"}) + ";", ""]).replace(":hash", "'\\x00'").replace(
+            ":token", f"'{uuid.UUID(int=0)}'").replace(":refused", "false"))
     return {"holds": hold, "payments": pay}
 
 
@@ -354,7 +347,7 @@ async def run(dsn: str, redis_url: str, levels: list[int], seconds: float,
     pay_count = 60_000
     concert, first, last = await prepare(dsn, pay_count)
     schedules = (first, last)
-    scripts = pgbench_scripts(folder, schedules)
+    scripts = pgbench_scripts(folder, schedules, concert)
     levels = [min(c, await max_clients(dsn)) for c in levels]
     direct: dict[tuple[str, int], tuple[float, float]] = {}
     for c in levels:

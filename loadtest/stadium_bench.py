@@ -18,7 +18,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import aiohttp
@@ -46,6 +46,7 @@ class Plan:
     period: float  # each refreshes this often
     window: float  # the refresh measurement
     payers: int
+    sections: tuple[str, ...] = ()  # of SECTIONS, in their order
 
 
 class Run:
@@ -162,11 +163,9 @@ class Run:
         clock = time.monotonic()
         try:
             await self.start()
-            await holds_by_fill(self)
-            await throughput(self)
-            await evidence(self)
-            await seat_maps(self)
-            await attribution(self)
+            for name, section in SECTIONS.items():
+                if name in self.plan.sections:
+                    await section(self)
         finally:
             self.stop()
         return self.render(time.monotonic() - clock)
@@ -201,6 +200,11 @@ class Run:
         return "\n".join(out) + "\n"
 
 
+SECTIONS: dict[str, Callable[[Run], Awaitable[None]]] = {
+    "fill": holds_by_fill, "throughput": throughput, "evidence": evidence, "maps": seat_maps,
+    "attribution": attribution}
+
+
 @contextlib.contextmanager
 def servers() -> Iterator[tuple[str, str]]:
     """(database URL, Redis URL) on throwaway servers of this run's own."""
@@ -216,6 +220,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, help="one measurement (default 2, quick 1)")
     parser.add_argument("--clients", type=int, default=1000, help="seat-map refreshers")
     parser.add_argument("--period", type=float, default=2.0, help="seconds between refreshes")
+    parser.add_argument("--only", action="append", choices=list(SECTIONS),
+                        help="run only this section (repeatable): fill (holds vs fill), "
+                             "throughput (holds/s and payments/s), evidence (EXPLAIN, one "
+                             "hold at a time), maps (seat maps), attribution (2b)")
     args = parser.parse_args(argv)
     if not wrk.available():
         print("needs wrk: apt-get install -y wrk (scripts/bench installs it)", file=sys.stderr)
@@ -223,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     raise_nofile()
     plan = Plan(seconds=args.seconds or (1.0 if args.quick else 2.0), clients=args.clients,
                 period=args.period, window=10.0 if args.quick else 20.0,
-                payers=3000 if args.quick else 6000)
+                payers=3000 if args.quick else 6000,
+                sections=tuple(args.only or SECTIONS))
     with servers() as (dsn, redis_url), tempfile.TemporaryDirectory(prefix="wr-stadium-") as tmp:
         run = Run(plan, dsn, redis_url, Path(tmp))
         text = uvloop.run(run.run())

@@ -98,6 +98,25 @@ async def prepare(dsn: str, payers: int, sold: int) -> Venue:
     return Venue(concert, (dates[0], dates[4]), (dates[1], dates[2]), pay, dates[3], payers)
 
 
+async def prepare_payers(dsn: str, payers: int) -> None:
+    """Our schema with the payment workload alone (one date of one-seat holds), and the plain
+    tables with the plain one's."""
+    await migrate_url(dsn)
+    conn = await asyncpg.connect(dsn)
+    try:
+        async with conn.transaction():
+            await conn.execute(plain.SCHEMA)
+            concert = await conn.fetchval(
+                "INSERT INTO concerts (name, host) VALUES ('Stadium', 'Bench Stadium') RETURNING id")
+            await add_payers(conn, payers, await conn.fetchval(ADD_SCHEDULE, concert))
+            await conn.execute(plain.ADD_SEATS, PLAIN_PAY, PLAIN_PAY_BASE,
+                               PLAIN_PAY_BARE + PLAIN_PAY_EXTRA, PRICE)
+            await conn.execute(plain.HOLD_FOR_PAYMENT, PLAIN_PAY)
+        await conn.execute("VACUUM (ANALYZE)")
+    finally:
+        await conn.close()
+
+
 async def add_payers(conn: asyncpg.Connection, count: int, schedule: int) -> None:
     """Users PAY_BASE + 1 .. + count, each with the money and a one-seat WAITING hold on the
     schedule (reservation id = user id = seat id)."""

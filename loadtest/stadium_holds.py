@@ -236,14 +236,14 @@ async def throughput(run: Run) -> None:
         "PostgreSQL CPU is the CPU time of the server's processes (the postmaster, its live "
         "backends and those it has reaped, from `/proc`) over the run, divided by the holds "
         "or payments done; autovacuum is off on this throwaway server, and the bench "
-        "vacuums between phases. A hold of ours is two Redis round trips (the gate: token "
-        "to concert, then its record) and one PostgreSQL call (`hold_seats`); a payment is "
-        "the same gate, eight PostgreSQL round trips in its transaction (BEGIN, key lock, "
-        "replay lookup, reservation lock, seat locks, debit, record, COMMIT), then four Redis "
-        "ones to expire the queue token and two PostgreSQL ones for the token's audit row and "
-        "its mark on the payment; the plain ones are one statement each. Both web processes "
-        "return each connection to an asyncpg pool, which resets it (one more round trip, "
-        "which pgbench does not make).")
+        "vacuums between phases. A hold of ours is one Redis round trip (the gate reads the "
+        "token's record; the process remembers which concert a token is for) and one "
+        "PostgreSQL call (`hold_seats`); a payment is the same gate, one PostgreSQL call "
+        "(`pay_reservation`: key lock, replay lookup, reservation and seat locks, debit, "
+        "record), then three Redis round trips to expire the queue token and two PostgreSQL "
+        "statements for the token's audit row and its mark on the payment; the plain ones "
+        "are one statement each. Neither web process's asyncpg pool sends a reset query when "
+        "a connection goes back (nothing keeps session state there).")
 
 
 async def direct_holds(run: Run, schedule: int, clients: int) -> tuple[float, float]:

@@ -138,7 +138,7 @@ async def test_idempotency_in_progress_is_reported(shop: Shop) -> None:
         async def waiting_on_lock() -> bool:
             return bool(await shop.pg.fetchval(
                 "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                " AND query LIKE '%UPDATE balances%'"))
+                " AND query LIKE '%pay_reservation%'"))
 
         from tests.conftest import eventually
         await eventually(waiting_on_lock)

@@ -53,7 +53,7 @@ CONFIG: dict[str, Any] = {
     ],
 }
 # Admission for everyone at once, whatever a fuzzed PATCH left behind.
-OPEN_QUEUE = {"admit_rate": 1_000_000, "max_active": 100_000_000, "paused": False,
+OPEN_QUEUE: dict[str, Any] = {"admit_rate": 1_000_000, "max_active": 100_000_000, "paused": False,
               "admission_mode": "fixed"}
 
 

@@ -8,8 +8,10 @@ import asyncpg
 import pytest
 
 from booking.errors import TokenInvalid
-from waitingroom import admission
+from waitingroom import admission, keys, queue
+from waitingroom.keys import ConcertKeys
 from waitingroom.queue import Queues
+from waitingroom.settings import Settings
 from waitingroom.sockets import ConcertView
 
 
@@ -93,3 +95,28 @@ async def test_rejoin_leaves_no_stray_token_index(queues: Queues) -> None:
     for _ in range(5):
         await queues.join(1, 1)
     assert len(await queues.redis.keys("wr:tk:*")) == 1
+
+
+async def test_a_token_s_concert_is_remembered_but_its_record_still_decides(
+        queues: Queues, settings: Settings) -> None:
+    ticket = await queues.join(1, 1)
+    # Without its index entry this process still knows the concert: one Redis read, not two.
+    await queues.redis.delete(keys.token_index(ticket.token))
+    assert (await queues.lookup(ticket.token))[0] == 1
+    with pytest.raises(TokenInvalid):  # another process does not
+        await Queues(queues.redis, settings).lookup(ticket.token)
+    # Its record gone, the token is invalid here too, whatever is remembered.
+    await queues.redis.hdel(ConcertKeys(1).tokens, ticket.token)
+    with pytest.raises(TokenInvalid):
+        await queues.lookup(ticket.token)
+    with pytest.raises(TokenInvalid):
+        await queues.status(ticket.token)
+
+
+async def test_remembered_tokens_are_bounded(queues: Queues, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(queue, "KNOWN_TOKENS", 3)
+    tickets = [await queues.join(1, user) for user in range(1, 6)]
+    assert len(queues._concert_of) == 3
+    # The oldest were forgotten, and are read from the index again.
+    assert [(await queues.lookup(t.token))[0] for t in tickets] == [1] * 5
+    assert len(queues._concert_of) == 3

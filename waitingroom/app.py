@@ -78,11 +78,20 @@ async def pg_connect(*args: Any, **kwargs: Any) -> asyncpg.Connection:
             f"PostgreSQL is not listening on its socket: {e}") from e
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """asyncpg's reset on release, less its reset query: nothing here keeps session state (no
+    LISTEN, SET, cursor or session-level advisory lock; advisory locks are transaction-scoped),
+    so the query (`pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL`) would be one
+    more round trip per request for nothing. An open transaction is still rolled back by the
+    pool itself before this is called."""
+
+
 async def pg_pool(url: str, max_size: int) -> asyncpg.Pool:
     """A pool that gives up fast when PostgreSQL is down (503, never a hang) and replaces the
     connections a restart closed by itself."""
     return await asyncpg.create_pool(url, min_size=1, max_size=max_size, timeout=PG_CONNECT_TIMEOUT,
-                                     command_timeout=PG_COMMAND_TIMEOUT, connect=pg_connect)
+                                     command_timeout=PG_COMMAND_TIMEOUT, connect=pg_connect,
+                                     reset=_keep_session)
 
 
 def redis_client(url: str, max_connections: int, cluster: bool = False) -> Client:

@@ -31,6 +31,10 @@ from .settings import Settings
 
 # A token index entry outlives any sane sale; an expired token's is cut to the retention period.
 INDEX_TTL = 7 * 86400
+# Tokens whose concert a process remembers. A token names one concert for life and is never
+# reused, so a remembered answer cannot go stale: a token that is gone is still told by its
+# record being gone. Saves the index read on every booking call, status poll and socket.
+KNOWN_TOKENS = 100_000
 
 _encode = msgspec.json.Encoder().encode
 _decode_event = msgspec.json.Decoder(AnyEvent).decode
@@ -124,6 +128,7 @@ class Queues:
         self.settings = settings
         self.scripts = Scripts.register(redis)
         self.batch = AutoPipeline(redis)
+        self._concert_of: dict[str, int] = {}
 
     def _rate(self, cfg_rate: Any, paused: Any, measured: Any, on_sale: Any) -> RateInfo:
         return RateInfo.parse(cfg_rate, paused, measured, on_sale, self.settings.admit_rate)
@@ -155,16 +160,27 @@ class Queues:
                                                        pipe.sadd(keys.CONCERTS, concert_id)))
         created, token, *rest = raw
         token = text(token)
-        if not created:
+        if created:
+            self._remember(token, concert_id)
+        else:
             await self.redis.delete(keys.token_index(new))
         ticket = self._ticket(concert_id, token, rest)
         return dataclasses.replace(ticket, created=bool(created))
 
     async def concert_of(self, token: str) -> int:
+        known = self._concert_of.get(token)
+        if known is not None:
+            return known
         raw = await self.redis.get(keys.token_index(token))
         if raw is None:
             raise TokenInvalid()
+        self._remember(token, int(raw))
         return int(raw)
+
+    def _remember(self, token: str, concert_id: int) -> None:
+        if len(self._concert_of) >= KNOWN_TOKENS:
+            del self._concert_of[next(iter(self._concert_of))]  # the oldest
+        self._concert_of[token] = concert_id
 
     async def status(self, token: str) -> Ticket:
         """Where a token stands; a poll is a sign of life for a waiting token."""

@@ -3,6 +3,7 @@ happens; while PostgreSQL is away the changes wait in Redis and are written once
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 import asyncpg
@@ -32,7 +33,10 @@ _decode = msgspec.json.Decoder(TokenChange).decode
 
 
 async def write(pool: asyncpg.Pool, change: TokenChange) -> None:
-    async with pool.acquire() as conn, conn.transaction():
+    both = bool(change.admitted) and bool(change.expired)
+    # One statement is its own transaction: BEGIN and COMMIT would be two more round trips
+    # (a paid token's expiry writes only its one row).
+    async with pool.acquire() as conn, conn.transaction() if both else contextlib.nullcontext():
         if change.admitted:
             await queries.record_admitted(
                 conn, change.concert_id, [t for t, _, _ in change.admitted],
