@@ -205,7 +205,7 @@ async def test_a_killed_process_sharing_a_port_its_clients_come_back_to_their_pl
         await eventually(reaped, timeout=15, interval=0.1)
         await asyncio.sleep(0)
         raws = await redis.hmget(ConcertKeys(cid).tokens, tokens)
-        assert [TokenRecord.parse(r).state for r in raws] == ["WAITING"] * 8
+        assert [r and TokenRecord.parse(r).state for r in raws] == ["WAITING"] * 8
         for ws in sockets:
             await ws.close()
     print(f"\nSIGKILL of one of two --reuse-port processes: 8 sockets dropped after "
