@@ -203,10 +203,113 @@ async def test_a_killed_process_sharing_a_port_its_clients_come_back_to_their_pl
             return int(await redis.zcard(keys.PROCS)) == 1
 
         await eventually(reaped, timeout=15, interval=0.1)
-        await asyncio.sleep(0)
         raws = await redis.hmget(ConcertKeys(cid).tokens, tokens)
         assert [r and TokenRecord.parse(r).state for r in raws] == ["WAITING"] * 8
         for ws in sockets:
             await ws.close()
     print(f"\nSIGKILL of one of two --reuse-port processes: 8 sockets dropped after "
           f"{dropped:.2f} s, all back in place after {recovered:.2f} s")
+
+
+# Nobody here keeps a socket open or polls: a long grace period keeps them in line.
+LONG_GRACE = {"WAIT_GRACE": "600"}
+# What the admission budget may hold at 20/s (lua/admit.lua): a second's worth, plus one.
+ONE_SECONDS_WORTH = 21 + 0.5
+
+
+async def _records(redis: Redis, cid: int, tokens: list[str]) -> list[TokenRecord]:
+    raws = await redis.hmget(ConcertKeys(cid).tokens, tokens)
+    assert None not in raws
+    return [TokenRecord.parse(r) for r in raws if r is not None]
+
+
+def _admitted_in_order(records: list[TokenRecord]) -> int:
+    """How many were admitted; fails unless they are a prefix of the line (nobody skipped),
+    admitted in line order (their deadlines never go down), each once (counted below)."""
+    states = [r.state for r in records]
+    n = states.count("AVAILABLE")
+    assert states == ["AVAILABLE"] * n + ["WAITING"] * (len(states) - n), states
+    deadlines = [r.expires_ms or 0 for r in records[:n]]
+    assert deadlines == sorted(deadlines)
+    return n
+
+
+def _fastest(deadlines: list[int], rate: float) -> float:
+    """The most admissions in any stretch beyond what the rate allows for it (admission
+    deadlines are admission times plus the same ACTIVE_TTL)."""
+    worst = 0.0
+    for i, first in enumerate(deadlines):
+        for j in range(i, len(deadlines)):
+            worst = max(worst, (j - i + 1) - rate * (deadlines[j] - first) / 1000)
+    return worst
+
+
+async def test_an_admitter_killed_mid_tick_again_and_again_skips_and_repeats_nobody(
+        spawn: Spawn, add_concert: AddConcert, queues: Queues, redis: Redis,
+        pg: asyncpg.Pool) -> None:
+    cid = await add_concert()
+    # The users exist in PostgreSQL (as an HTTP join makes them), so admissions' rows can be written.
+    await pg.execute("INSERT INTO users (id) SELECT generate_series(1, 40)")
+    tokens = [(await queues.join(cid, user)).token for user in range(1, 41)]
+    await queues.configure(cid, admit_rate=20.0)
+    kills = 0
+    for _ in range(3):
+        admitter = await spawn("admitter", **LONG_GRACE)
+        before = (await queues.figures([cid]))[cid].admitted_total
+
+        async def admitting(before: int = before) -> bool:
+            return (await queues.figures([cid]))[cid].admitted_total >= before + 4
+
+        await eventually(admitting, timeout=20, interval=0.05)
+        async with pg.acquire() as conn, conn.transaction():
+            # Its next tick admits in Redis, then waits to write the admissions' rows: it is
+            # killed right there, in the middle of a tick.
+            await conn.execute("LOCK TABLE waiting_token IN EXCLUSIVE MODE")
+            await eventually(lambda: waiting_on_a_lock(pg), timeout=10)
+            admitter.proc.kill()
+            await admitter.proc.wait()
+            kills += 1
+        _admitted_in_order(await _records(redis, cid, tokens))
+    await spawn("admitter", **LONG_GRACE)
+
+    async def everyone() -> bool:
+        return _admitted_in_order(await _records(redis, cid, tokens)) == len(tokens)
+
+    await eventually(everyone, timeout=30, interval=0.1)
+    # Each admitted once: the admission count is the number of people.
+    assert (await queues.figures([cid]))[cid].admitted_total == len(tokens)
+    deadlines = [r.expires_ms or 0 for r in await _records(redis, cid, tokens)]
+    # No making up for the time it was down: never more in any stretch than the rate allows
+    # plus the budget's cap, about one second's worth (what a late tick may catch up).
+    assert _fastest(deadlines, 20.0) <= ONE_SECONDS_WORTH
+    rows = await pg.fetchval("SELECT count(*) FROM waiting_token WHERE concert_id = $1", cid)
+    span = (deadlines[-1] - deadlines[0]) / 1000
+    print(f"\nadmitter killed mid-tick {kills} times: {len(tokens)} of {len(tokens)} admitted "
+          f"once each, in order, {len(tokens) / span:.1f}/s over {span:.1f} s at 20/s "
+          f"(restarts included); {rows} of {len(tokens)} audit rows")
+
+
+async def test_two_admitters_one_killed_the_other_carries_on_at_the_rate(
+        spawn: Spawn, add_concert: AddConcert, queues: Queues, redis: Redis) -> None:
+    cid = await add_concert()
+    tokens = [(await queues.join(cid, user)).token for user in range(1, 61)]
+    await queues.configure(cid, admit_rate=20.0)
+    first = await spawn("admitter", **LONG_GRACE)
+    await spawn("admitter", **LONG_GRACE)
+
+    async def admitted(n: int) -> bool:
+        return (await queues.figures([cid]))[cid].admitted_total >= n
+
+    await eventually(lambda: admitted(10), timeout=20, interval=0.05)
+    first.proc.kill()
+    await first.proc.wait()
+    killed_at = _admitted_in_order(await _records(redis, cid, tokens))
+    await eventually(lambda: admitted(len(tokens)), timeout=20, interval=0.1)
+    assert _admitted_in_order(await _records(redis, cid, tokens)) == len(tokens)
+    assert (await queues.figures([cid]))[cid].admitted_total == len(tokens)
+    after = [r.expires_ms or 0 for r in (await _records(redis, cid, tokens))[killed_at:]]
+    rate = (len(after) - 1) / ((after[-1] - after[0]) / 1000)
+    assert _fastest(after, 20.0) <= ONE_SECONDS_WORTH
+    assert 15 <= rate <= 25  # it carried on at the rate (no gap), not merely eventually
+    print(f"\ntwo admitters, one killed: the other admitted the last {len(after)} at "
+          f"{rate:.1f}/s (configured 20/s)")
