@@ -125,6 +125,7 @@ async def test_redis_back_empty_restores_settings_and_tells_sockets(spawn: Spawn
             async with s.patch(web.url + "/admin/concerts/1/queue", headers=ADMIN,
                                json={"paused": True, "admit_rate": 2.5}) as r:
                 assert r.status == 200
+            await _admitter_ticked(amnesiac)  # on a busy machine it may take a while to start
             tokens = []
             for user in range(1, 6):
                 async with s.post(web.url + "/api/v1/concerts/1/queue", json={"user_id": user}) as r:
@@ -159,6 +160,22 @@ async def test_redis_back_empty_restores_settings_and_tells_sockets(spawn: Spawn
     finally:
         if amnesiac.proc is not None and amnesiac.proc.poll() is None:
             amnesiac.stop()
+
+
+async def _admitter_ticked(server: RedisServer) -> None:
+    """Wait until an admitter has run a tick on concert 1 (its state records the tick)."""
+    from redis.asyncio import Redis
+
+    from waitingroom.keys import ConcertKeys
+
+    direct = Redis.from_url(server.url)
+    try:
+        async def ticked() -> bool:
+            return bool(await direct.hexists(ConcertKeys(1).state, "last_ms"))
+
+        await eventually(ticked, timeout=30, interval=0.1)
+    finally:
+        await direct.aclose()
 
 
 async def _first_frame(s: aiohttp.ClientSession, url: str, token: str) -> tuple[int | None, Any]:
