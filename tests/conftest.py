@@ -11,7 +11,7 @@ import asyncio
 import os
 import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
@@ -176,8 +176,9 @@ async def spawn(redis_url: str, database_url: str, pg: asyncpg.Pool,
                 redis: Redis) -> AsyncIterator[Spawn]:
     """Start `waitingroom <command>` processes; each is stopped (by its pid) after the test.
 
-    `start(command, port=None, output=None, **env)`: a web process listens on `port` (a free one
-    by default), writing its output to the file `output` if given;
+    `start(command, port=None, output=None, flags=(), **env)`: a web process listens on `port` (a
+    free one by default), writing its output to the file `output` if given; `flags` are more
+    command-line arguments (`["--reuse-port"]`);
     keyword arguments override environment variables.
     """
     started: list[Proc] = []
@@ -187,10 +188,11 @@ async def spawn(redis_url: str, database_url: str, pg: asyncpg.Pool,
                TICK_INTERVAL="0.1", WAIT_GRACE="1", LOG_LEVEL="WARNING")
 
     async def start(command: str, port: int | None = None, output: Any = None,
-                    **overrides: str) -> Proc:
+                    flags: Sequence[str] = (), **overrides: str) -> Proc:
         if command == "web":
             port = port or free_port()
         args = [command, "--port", str(port), "--host", "127.0.0.1"] if port else [command]
+        args += flags
         proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "waitingroom", *args,
                                                     env=dict(env, **overrides), stdout=output,
                                                     stderr=output)

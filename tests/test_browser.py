@@ -1105,3 +1105,35 @@ async def test_the_waiting_page_says_sold_out_and_back(pg: asyncpg.Pool, site: S
         assert r.status == 204
     await expect(page.locator("#sold-out")).to_be_hidden()
     await expect(page.locator("#paused")).to_be_visible()  # the organiser's pause, now plain again
+
+
+async def test_the_page_rides_out_a_redis_restart_and_keeps_its_place(
+        pg: asyncpg.Pool, open_site: OpenSite, contexts: Contexts, tmp_path: Path) -> None:
+    from playwright.async_api import expect
+
+    from tests.test_faults import RedisServer
+
+    own = RedisServer(tmp_path)
+    own.start()
+    try:
+        site = await open_site(REDIS_URL=own.url)
+        cid, _ = await add_show(pg)
+        await site.queue(cid, paused=True)
+        for user in (1, 2, 3):
+            await site.join(cid, user)
+        page = await (await contexts()).new_page()
+        await sign_in(page, site, 78)
+        await page.goto(f"{site.url}/queue/{cid}")
+        await expect(page.locator("#position")).to_have_text("4")
+        token = await page.evaluate(f"JSON.parse(localStorage.getItem('wr.ticket.{cid}')).token")
+
+        own.stop()  # the socket is closed with 1013 a few seconds later
+        await expect(page.locator("#status")).to_contain_text("reconnecting", timeout=15_000)
+        own.start()
+        await expect(page.locator("#status")).to_contain_text("paused by the organiser",
+                                                               timeout=20_000)
+        await expect(page.locator("#position")).to_have_text("4")
+        assert await page.evaluate(f"JSON.parse(localStorage.getItem('wr.ticket.{cid}')).token") == token
+    finally:
+        if own.proc is not None and own.proc.poll() is None:
+            own.stop()

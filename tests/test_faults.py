@@ -125,6 +125,7 @@ async def test_redis_back_empty_restores_settings_and_tells_sockets(spawn: Spawn
             async with s.patch(web.url + "/admin/concerts/1/queue", headers=ADMIN,
                                json={"paused": True, "admit_rate": 2.5}) as r:
                 assert r.status == 200
+            await _admitter_ticked(amnesiac)  # on a busy machine it may take a while to start
             tokens = []
             for user in range(1, 6):
                 async with s.post(web.url + "/api/v1/concerts/1/queue", json={"user_id": user}) as r:
@@ -159,3 +160,94 @@ async def test_redis_back_empty_restores_settings_and_tells_sockets(spawn: Spawn
     finally:
         if amnesiac.proc is not None and amnesiac.proc.poll() is None:
             amnesiac.stop()
+
+
+async def _admitter_ticked(server: RedisServer) -> None:
+    """Wait until an admitter has run a tick on concert 1 (its state records the tick)."""
+    from redis.asyncio import Redis
+
+    from waitingroom.keys import ConcertKeys
+
+    direct = Redis.from_url(server.url)
+    try:
+        async def ticked() -> bool:
+            return bool(await direct.hexists(ConcertKeys(1).state, "last_ms"))
+
+        await eventually(ticked, timeout=30, interval=0.1)
+    finally:
+        await direct.aclose()
+
+
+async def _first_frame(s: aiohttp.ClientSession, url: str, token: str) -> tuple[int | None, Any]:
+    """Open a socket: (close code, None) if it is closed first, else (None, its first frame)."""
+    async with s.ws_connect(f"{url}/ws/queue?token={token}") as ws:
+        msg = await ws.receive(timeout=10)
+        if msg.type == aiohttp.WSMsgType.TEXT:
+            return None, msg.json()
+        return ws.close_code, None
+
+
+async def test_sockets_are_told_1013_while_redis_is_away_and_come_back_to_their_place(
+        spawn: Spawn, add_concert: Any, own_redis: RedisServer) -> None:
+    from redis.asyncio import Redis
+
+    from waitingroom.keys import ConcertKeys
+
+    await add_concert()
+    env = {"REDIS_URL": own_redis.url, "WAIT_GRACE": "60"}
+    web = await spawn("web", **env)
+    async with aiohttp.ClientSession() as s:
+        async with s.patch(web.url + "/admin/concerts/1/queue", headers=ADMIN,
+                           json={"paused": True}) as r:
+            assert r.status == 200
+        tokens = []
+        for user in range(1, 5):
+            async with s.post(web.url + "/api/v1/concerts/1/queue", json={"user_id": user}) as r:
+                tokens.append((await r.json())["token"])
+        leaving = await s.ws_connect(f"{web.url}/ws/queue?token={tokens[1]}")
+        staying = await s.ws_connect(f"{web.url}/ws/queue?token={tokens[2]}")
+        assert [(await w.receive_json(timeout=5))["position"] for w in (leaving, staying)] == [2, 3]
+
+        own_redis.stop()
+        lost = time.monotonic()
+        # An upgrade while Redis is away: accepted, then closed 1013 (try again later) at once.
+        assert await _first_frame(s, web.url, tokens[3]) == (1013, None)
+        # Open sockets are not left silent: after a few seconds they are told the same.
+        for ws in (leaving, staying):
+            msg = await ws.receive(timeout=10)
+            assert msg.type == aiohttp.WSMsgType.CLOSE and ws.close_code == 1013, msg
+        told = time.monotonic() - lost
+        assert told < 8
+        await leaving.close()
+        await staying.close()
+
+        own_redis.start()
+        back = time.monotonic()
+
+        async def in_place() -> bool:  # a client reconnecting: its same token, its same place
+            code, frame = await _first_frame(s, web.url, tokens[2])
+            assert code in (None, 1013)
+            return bool(frame == {"type": "position", "position": 3, "eta_seconds": None,
+                                  "admit_rate": 10.0})
+
+        await eventually(in_place, timeout=15, interval=0.1)
+        recovered = time.monotonic() - back
+        async with s.ws_connect(f"{web.url}/ws/queue?token={tokens[2]}") as ws:
+            assert (await ws.receive_json(timeout=5))["position"] == 3
+            # The socket that closed while Redis was away and never came back is not held for
+            # ever: its grace period runs (its last sign of life is a time, not +inf), while
+            # the one open again is held.
+            direct = Redis.from_url(own_redis.url)
+            try:
+                seen = ConcertKeys(1).seen
+
+                async def released() -> bool:
+                    score = await direct.zscore(seen, tokens[1])
+                    return score is not None and score != float("inf")
+
+                await eventually(released, timeout=10)
+                assert await direct.zscore(seen, tokens[2]) == float("inf")
+            finally:
+                await direct.aclose()
+        print(f"\nredis away: sockets closed 1013 after {told:.1f} s; "
+              f"redis back -> position frame in {recovered:.2f} s")

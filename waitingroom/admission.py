@@ -134,7 +134,17 @@ async def tick(queues: Queues, pool: asyncpg.Pool | None, check_stock: bool = Fa
             await sweep_booking(queues, pool)
     if pool is not None:
         await count_stock(queues, pool, check_stock)
+        if check_stock:
+            await reconcile_rows(queues, pool)
     return outcomes
+
+
+async def reconcile_rows(queues: Queues, pool: asyncpg.Pool) -> None:
+    """Rows of admissions that an admitter stopped mid-tick never wrote (see tokenlog.reconcile)."""
+    try:
+        await tokenlog.reconcile(queues, pool)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+        log.warning("could not check the admitted tokens' rows: %r", e)
 
 
 async def run(queues: Queues, pool: asyncpg.Pool | None) -> None:

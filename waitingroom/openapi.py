@@ -79,7 +79,11 @@ OPERATIONS: tuple[Op, ...] = (
        description="Server frames, one JSON object each: position, admitted, expired (then "
                    "close), sold_out (the socket stays open; positions resume if seats come "
                    "back). Close codes 4401 unknown or malformed token, 4410 expired token, "
-                   "1001 server going away. Clients may send {\"type\": \"ping\"}. A request "
+                   "1001 server going away (reconnect; the place is kept), 1013 (1011 means "
+                   "the same) the queue store cannot be reached: sent at the upgrade while "
+                   "Redis is down, and to open sockets once their process has not reached it "
+                   "for five ticks (at least 3 s); reconnect with backoff, the place is kept. "
+                   "Clients may send {\"type\": \"ping\"}. A request "
                    "that is not a WebSocket upgrade: 400."),
     Op("listSchedules", "get", "/api/v1/concerts/{concert_id}/schedules",
        "Dates with at least one seat on sale", "booking", list[b.ScheduleOut], problems=(*_ID, *_TOKEN)),

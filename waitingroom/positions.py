@@ -14,14 +14,18 @@ import time
 from collections.abc import Callable
 
 from .lease import Lease
+from .problems import unavailable
 from .queue import Queues
-from .sockets import CLOSE_UNKNOWN, ConcertView, Sockets, Waiter
+from .sockets import CLOSE_STORE_DOWN, CLOSE_UNKNOWN, ConcertView, Sockets, Waiter
 from .ticker import every
 
 # A tick hands the event loop back this often (sockets), so other work is never held up long.
 YIELD_EVERY = 256
 # An admitted socket whose deadline passed this long ago is checked against Redis.
 EXPIRY_SLACK_MS = 1000
+# Redis unreachable for this many ticks (and at least STORE_LOST_MIN seconds): the process's
+# sockets are closed with 1013 rather than left silent; their clients reconnect with backoff.
+STORE_LOST_TICKS, STORE_LOST_MIN = 5, 3.0
 
 
 class PositionTick:
@@ -32,18 +36,34 @@ class PositionTick:
         self.interval = interval
         self.last_seconds = 0.0
         self.on_tick: Callable[[float], None] = lambda seconds: None
+        self.store_lost_after = max(STORE_LOST_MIN, STORE_LOST_TICKS * interval)
+        self.lost_since: float | None = None  # monotonic time of the first failed tick
 
     async def run(self) -> None:
         await every(self.interval, self.tick, "position tick")
 
     async def tick(self) -> None:
         started = time.perf_counter()
-        await self.lease.renew()
+        try:
+            await self.lease.renew()
+        except Exception as e:
+            if unavailable(e):
+                self._store_lost()
+            raise
+        self.lost_since = None
         concerts = [(cid, view) for cid, view in self.sockets.concerts.items() if view.waiters]
         if concerts:
             await self._update(concerts)
         self.last_seconds = time.perf_counter() - started
         self.on_tick(self.last_seconds)
+
+    def _store_lost(self) -> None:
+        """Redis did not answer: past the bound, tell every socket to come back later."""
+        now = time.monotonic()
+        if self.lost_since is None:
+            self.lost_since = now
+        elif now - self.lost_since >= self.store_lost_after:
+            self.sockets.close_every(CLOSE_STORE_DOWN, b"queue store unreachable; reconnect later")
 
     async def _update(self, concerts: list[tuple[int, ConcertView]]) -> None:
         snapshots = await self.queues.snapshots([(cid, view.seq) for cid, view in concerts])

@@ -360,6 +360,22 @@ class Queues:
                 restored += 1
         return restored
 
+    async def admitted_now(self, concert_id: int) -> list[tuple[str, int, int, int]]:
+        """(token, user id, ticket, deadline ms) of every AVAILABLE token of the concert."""
+        k = ConcertKeys(concert_id)
+        active: list[tuple[bytes, float]] = await self.redis.zrange(  # type: ignore[assignment]
+            k.active, 0, -1, withscores=True)
+        if not active:
+            return []
+        raws = await self.redis.hmget(k.tokens, [t for t, _ in active])
+        out = []
+        for (token, deadline), raw in zip(active, raws, strict=True):
+            if raw is not None:
+                rec = TokenRecord.parse(raw)
+                if rec.state == "AVAILABLE":
+                    out.append((text(token), rec.user_id, rec.ticket, int(deadline)))
+        return out
+
     # -- changes waiting for PostgreSQL ------------------------------------------------------
     async def defer(self, blob: bytes) -> None:
         await self.redis.rpush(keys.DEFERRED, blob)

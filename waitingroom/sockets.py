@@ -26,6 +26,9 @@ from .schemas import (
 # Close codes: a token that has expired (also after an "expired" frame), and an unknown one.
 CLOSE_EXPIRED = 4410
 CLOSE_UNKNOWN = 4401
+# The queue store (Redis) cannot be reached: try again later, the place is kept (1013). Sent to
+# an upgrade that finds Redis down, and to open sockets once their process has lost it too long.
+CLOSE_STORE_DOWN = 1013
 # Position frames to one client at most this often (seconds), whatever the tick interval.
 MIN_FRAME_INTERVAL = 0.9
 # An ETA that rises by less than this (factor, plus seconds) while the line moves is noise in
@@ -246,6 +249,13 @@ class Sockets:
             waiter.told_sold_out = False
             waiter.position = waiter.eta = None
             waiter.sent_at = 0.0
+
+    def close_every(self, code: int, message: bytes) -> int:
+        """Close every socket of this process in the background; returns how many."""
+        waiters = [w for view in self.concerts.values() for w in view.waiters if not w.ws.closed]
+        for waiter in waiters:
+            self.close(waiter, code, message)
+        return len(waiters)
 
     async def close_all(self) -> None:
         """Shutdown: tell every client to reconnect elsewhere (1001)."""

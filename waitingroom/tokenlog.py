@@ -70,3 +70,19 @@ async def catch_up(queues: Queues, pool: asyncpg.Pool) -> int:
             await queues.put_back(blobs[i:])
             return i
     return len(blobs)
+
+
+async def reconcile(queues: Queues, pool: asyncpg.Pool) -> int:
+    """Write the rows of admitted tokens that have none: an admitter stopped between admitting
+    in Redis and writing the rows (killed, or its machine lost) leaves them unwritten. Run when
+    an admitter starts and at every stock check; returns how many tokens were looked at."""
+    seen = 0
+    for concert_id in await queues.concert_ids():
+        by_deadline: dict[int, list[tuple[str, int, int]]] = {}
+        for token, user_id, ticket, deadline in await queues.admitted_now(concert_id):
+            by_deadline.setdefault(deadline, []).append((token, user_id, ticket))
+        for deadline, admitted in by_deadline.items():
+            # ON CONFLICT DO NOTHING: rows already written stay as they are.
+            await write(pool, TokenChange(concert_id, admitted, deadline))
+            seen += len(admitted)
+    return seen

@@ -12,15 +12,17 @@ from booking.wire import valid_token
 
 from .appkeys import LEASE, QUEUES, SETTINGS, SOCKETS
 from .errors import OriginNotAllowed
+from .problems import unavailable
 from .schemas import ExpiredFrame, PingFrame, PongFrame
-from .sockets import CLOSE_EXPIRED, CLOSE_UNKNOWN, Waiter
+from .sockets import CLOSE_EXPIRED, CLOSE_STORE_DOWN, CLOSE_UNKNOWN, Waiter
 
 _encode = msgspec.json.Encoder().encode
 _decode_ping = msgspec.json.Decoder(PingFrame).decode
 
 
 async def queue_socket(request: web.Request) -> web.WebSocketResponse:
-    """The upgrade always succeeds; a bad token is then closed with its code."""
+    """The upgrade always succeeds; a bad token is then closed with its code, and so is any
+    socket while Redis cannot be reached (1013: reconnect later, the place is kept)."""
     settings = request.app[SETTINGS]
     origin = request.headers.get("Origin")
     if origin is not None and settings.origins and origin.rstrip("/") not in settings.origins:
@@ -31,20 +33,37 @@ async def queue_socket(request: web.Request) -> web.WebSocketResponse:
     await ws.prepare(request)
     sockets, lease = request.app[SOCKETS], request.app[LEASE]
     try:
-        ticket = await request.app[QUEUES].attach(valid_token(request.query.get("token")),
-                                                  lease.proc_id)
+        token = valid_token(request.query.get("token"))
     except TokenInvalid:
         await ws.close(code=CLOSE_UNKNOWN, message=b"unknown or malformed token")
         return ws
-    rec = ticket.record
-    if rec.state == "EXPIRED":
-        await ws.send_str(_encode(ExpiredFrame(reason=rec.reason or "timeout")).decode())
+    # One token's sockets open and close here one at a time (see Lease.one_at_a_time).
+    ticket, waiter, store_down = None, None, False
+    async with lease.one_at_a_time(token):
+        try:
+            ticket = await request.app[QUEUES].attach(token, lease.proc_id)
+        except TokenInvalid:
+            pass
+        except Exception as e:
+            if not unavailable(e):
+                raise
+            store_down = True
+        if ticket is not None and ticket.record.state != "EXPIRED":
+            rec = ticket.record
+            waiter = Waiter(ws=ws, transport=request.transport, protocol=request.protocol,
+                            token=ticket.token, concert_id=ticket.concert_id, ticket=rec.ticket,
+                            waiting=rec.state == "WAITING", expires_ms=rec.expires_ms)
+            view = sockets.add(waiter)
+    if store_down:
+        await ws.close(code=CLOSE_STORE_DOWN, message=b"queue store unreachable; reconnect later")
+        return ws
+    if ticket is None:
+        await ws.close(code=CLOSE_UNKNOWN, message=b"unknown or malformed token")
+        return ws
+    if waiter is None:  # expired
+        await ws.send_str(_encode(ExpiredFrame(reason=ticket.record.reason or "timeout")).decode())
         await ws.close(code=CLOSE_EXPIRED, message=b"token expired")
         return ws
-    waiter = Waiter(ws=ws, transport=request.transport, protocol=request.protocol,
-                    token=ticket.token, concert_id=ticket.concert_id, ticket=rec.ticket,
-                    waiting=rec.state == "WAITING", expires_ms=rec.expires_ms)
-    view = sockets.add(waiter)
     try:
         if waiter.waiting:
             if view.rate is None:
@@ -54,7 +73,7 @@ async def queue_socket(request: web.Request) -> web.WebSocketResponse:
             else:
                 await sockets.position(waiter, view, ticket.position or 1)
         else:
-            await sockets.admitted(waiter, rec.expires_ms)
+            await sockets.admitted(waiter, waiter.expires_ms)
         loop = asyncio.get_running_loop()
         async for msg in ws:
             if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):

@@ -242,6 +242,8 @@ function lost(code) {
   if (finished) return;
   if (code === 4401) { ended("unknown"); return; }
   if (code === 4410) { pollOnce(); return; } // the expired frame normally came first
+  // Anything else keeps the place: 1001 (that server is going away), 1011/1013 (the server cannot
+  // reach its queue store just now), a dropped connection. Come back with the same token.
   failures += 1;
   if (!polling) setConn("reconnecting");
   if (failures >= POLL_AFTER_FAILURES) startPolling();
