@@ -15,6 +15,7 @@ from booking import sweeper
 
 from . import inventory, queries, tokenlog
 from .gate import QueueGate
+from .logs import describe
 from .queue import Admission, Queues
 from .ticker import every
 
@@ -48,7 +49,7 @@ async def sweep_booking(queues: Queues, pool: asyncpg.Pool) -> None:
     try:
         await sweeper.sweep(QueueGate(queues, pool), pool, queues.settings.booking)
     except (OSError, asyncpg.PostgresError) as e:
-        log.warning("booking sweep failed: %r", e)
+        log.warning("booking sweep failed: %s", describe(e))
 
 
 async def count_stock(queues: Queues, pool: asyncpg.Pool, check: bool) -> None:
@@ -61,7 +62,7 @@ async def count_stock(queues: Queues, pool: asyncpg.Pool, check: bool) -> None:
                 log.warning("seats-on-sale counters of dates %s had drifted: repaired", repaired)
         counts = await queries_booking.on_sale(pool)
     except (OSError, asyncpg.PostgresError) as e:
-        log.warning("could not count the seats on sale: %r", e)
+        log.warning("could not count the seats on sale: %s", describe(e))
         return
     await queues.record_on_sale(counts)
 
@@ -73,7 +74,7 @@ async def restore_settings(queues: Queues, pool: asyncpg.Pool) -> None:
         saved = [(r["concert_id"], r["admit_rate"], r["max_active"], r["paused"],
                   r["admission_mode"]) for r in await queries.queue_settings(pool)]
     except (OSError, asyncpg.PostgresError) as e:
-        log.warning("could not read the queue settings: %r", e)
+        log.warning("could not read the queue settings: %s", describe(e))
         return
     restored = await queues.restore(saved)
     if restored:
@@ -88,7 +89,7 @@ async def demand(pool: asyncpg.Pool | None, concert_ids: list[int],
     try:
         return await (measures or inventory.Measures()).read(pool, concert_ids)
     except (OSError, asyncpg.PostgresError) as e:
-        log.warning("could not measure the seats left: %r", e)
+        log.warning("could not measure the seats left: %s", describe(e))
         return None
 
 
@@ -144,7 +145,7 @@ async def reconcile_rows(queues: Queues, pool: asyncpg.Pool) -> None:
     try:
         await tokenlog.reconcile(queues, pool)
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
-        log.warning("could not check the admitted tokens' rows: %r", e)
+        log.warning("could not check the admitted tokens' rows: %s", describe(e))
 
 
 async def run(queues: Queues, pool: asyncpg.Pool | None) -> None:

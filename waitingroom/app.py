@@ -10,7 +10,6 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -34,6 +33,7 @@ from .appkeys import (
     SETTINGS,
     SOCKETS,
 )
+from .cluster import HealingCluster
 from .concerts import ConcertDirectory
 from .gate import QueueGate
 from .headers import secure_headers
@@ -100,9 +100,10 @@ def redis_client(url: str, max_connections: int, cluster: bool = False) -> Clien
 
     cluster: url names any node of a Redis Cluster; the client learns the others and their
     slots from it, follows MOVED/ASK, and on a lost node reads the slot map again and retries
-    (a replica promoted in its place is found that way). max_connections is per node there."""
+    (a replica promoted in its place is found that way; see HealingCluster). max_connections
+    is per node there."""
     if cluster:
-        return RedisCluster.from_url(
+        return HealingCluster.from_url(
             url, max_connections=max_connections, socket_connect_timeout=REDIS_CONNECT_TIMEOUT,
             retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), REDIS_CLUSTER_RETRIES))
     pool = BlockingConnectionPool.from_url(

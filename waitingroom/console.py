@@ -18,6 +18,7 @@ from booking.wire import path_id, read_json, reply
 
 from . import admission, inventory
 from .appkeys import CONCERTS, MEASURES, PG, QUEUES, SETTINGS
+from .logs import describe
 from .schemas import ConsoleAuth, ConsoleConcert, ConsoleFrame, WhatIfRequest
 from .views import STATIC, _admin, admin_answer, admin_key_matches, admin_on
 
@@ -120,7 +121,7 @@ async def admin_socket(request: web.Request) -> web.WebSocketResponse:
             try:
                 await ws.send_str(_encode(await frame(request.app)).decode())
             except (OSError, asyncpg.PostgresError, RedisError) as e:
-                log.warning("console figures failed: %r", e)
+                log.warning("console figures failed: %s", describe(e))
             await asyncio.wait([reader], timeout=interval)
     finally:
         reader.cancel()

@@ -9,6 +9,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 
+from .logs import describe
 from .problems import unavailable
 from .queue import Queues
 from .sockets import Sockets, Waiter
@@ -88,4 +89,4 @@ class Lease:
         except Exception as e:
             if not (unavailable(e) or isinstance(e, OSError)):
                 raise
-            log.warning("could not release this process's tokens: %r", e)
+            log.warning("could not release this process's tokens: %s", describe(e))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from .logs import describe
 from .queue import Queues
 from .sockets import Sockets
 
@@ -33,7 +34,7 @@ async def listen(queues: Queues, sockets: Sockets) -> None:
         except asyncio.CancelledError:
             raise
         except Exception as e:  # a lost connection: keep listening once Redis is back
-            log.warning("pub/sub listener: %r; reconnecting", e)
+            log.warning("pub/sub listener: %s; reconnecting", describe(e))
         if loop.time() - started > MAX_BACKOFF:
             backoff = FIRST_BACKOFF  # it had been working: this is a new outage
         await asyncio.sleep(backoff)

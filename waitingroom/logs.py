@@ -51,3 +51,14 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
     if not response.prepared:  # a WebSocket's headers went out with its upgrade
         response.headers["X-Request-Id"] = rid
     return response
+
+
+def describe(e: BaseException) -> str:
+    """A failure in one line for a log: its class, its message and what caused it (redis-py's
+    repr of an error is its category alone, such as `network:ConnectionError`)."""
+    text = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+    cause = e.__cause__ or e.__context__
+    if cause is not None and cause is not e:
+        text += f" (from {type(cause).__name__}: {cause})" if str(cause) else \
+            f" (from {type(cause).__name__})"
+    return text

@@ -14,7 +14,7 @@ from aiohttp import web
 from booking.errors import DomainError, ServiceUnavailable, from_violation
 from booking.wire import encode
 
-from .logs import request_id
+from .logs import describe, request_id
 from .metrics import PROBLEM_CODE
 from .schemas import Problem
 
@@ -105,6 +105,6 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         return _domain(mapped) if mapped is not None else _bug(request, e)
     except Exception as e:
         if unavailable(e):
-            log.warning("backing service unavailable: %r", e)
+            log.warning("backing service unavailable: %s", describe(e))
             return _domain(ServiceUnavailable("Try again in a moment"))
         return _bug(request, e)  # a bug: the client still gets a problem, the log the traceback

@@ -9,6 +9,8 @@ from collections.abc import Awaitable, Callable
 from redis.exceptions import ClusterDownError, SlotNotCoveredError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from .logs import describe
+
 log = logging.getLogger(__name__)
 
 
@@ -29,7 +31,7 @@ async def every(interval: float, step: Callable[[], Awaitable[object]], what: st
             raise
         except (ConnectionError, OSError, RedisConnectionError, ClusterDownError,
                 SlotNotCoveredError) as e:
-            log.warning("%s failed: %r", what, e)
+            log.warning("%s failed: %s", what, describe(e))
         except Exception:
             log.exception("%s failed", what)
         # A step that overran does not make the next ones bunch up.

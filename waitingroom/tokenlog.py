@@ -10,6 +10,7 @@ import asyncpg
 import msgspec
 
 from . import queries
+from .logs import describe
 from .queue import Queues
 from .records import ExpiryReason
 
@@ -53,8 +54,8 @@ async def record(queues: Queues, pool: asyncpg.Pool | None, change: TokenChange)
             await write(pool, change)
             return
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:  # away, or refusing
-            log.warning("PostgreSQL is away: keeping token changes of concert %s for later: %r",
-                        change.concert_id, e)
+            log.warning("PostgreSQL is away: keeping token changes of concert %s for later: %s",
+                        change.concert_id, describe(e))
     await queues.defer(_encode(change))
 
 
