@@ -69,6 +69,13 @@ export function bigMap(box, { fetchRange, onError = () => {}, canPick = () => tr
   }
 
   // -- seats ------------------------------------------------------------------------------
+  const words = new Map(); // price → [its short form, its long form]: formatted once
+  function priced(p) {
+    let w = words.get(p);
+    if (!w) words.set(p, (w = [shortMoney(p), money(p)]));
+    return w;
+  }
+
   function paint(n) {
     const el = els.get(n);
     if (!el) return;
@@ -84,11 +91,12 @@ export function bigMap(box, { fetchRange, onError = () => {}, canPick = () => tr
     }
     const status = mine.has(n) ? "MINE" : s.status;
     const cls = "seat " + status;
+    const [short, long] = priced(s.price);
     if (el.className !== cls) el.className = cls;
-    text(el.lastChild, chosen ? LABEL.PICKED : LABEL[status] || shortMoney(s.price));
+    text(el.lastChild, chosen ? LABEL.PICKED : LABEL[status] || short);
     el.setAttribute("aria-pressed", String(chosen));
     el.setAttribute("aria-disabled", String(status !== "AVAILABLE"));
-    el.setAttribute("aria-label", `Seat ${n}, ${money(s.price)}, ${chosen ? "picked" : SPOKEN[status]}`);
+    el.setAttribute("aria-label", `Seat ${n}, ${long}, ${chosen ? "picked" : SPOKEN[status]}`);
   }
 
   function toggle(n) {
@@ -103,18 +111,22 @@ export function bigMap(box, { fetchRange, onError = () => {}, canPick = () => tr
     onPick(pickedList());
   }
 
+  // A seat button to copy: cheaper than building each one.
+  const model = document.createElement("button");
+  model.type = "button";
+  model.className = "seat";
+  model.tabIndex = -1;
+  model.append(document.createElement("span"), document.createElement("small"));
+
   function makeRow(g) {
     const row = document.createElement("div");
     row.className = "seat-row";
     const from = firstSeat(g);
     const to = Math.min(last || from + cols - 1, from + cols - 1, (sectionOfRow(g) + 1) * SECTION);
     for (let n = from; n <= to; n += 1) {
-      const b = document.createElement("button");
-      b.type = "button";
-      b.className = "seat";
+      const b = model.cloneNode(true);
       b.dataset.n = n;
-      b.tabIndex = n === cur ? 0 : -1;
-      b.innerHTML = "<span></span><small></small>";
+      if (n === cur) b.tabIndex = 0;
       b.firstChild.textContent = n;
       row.append(b);
     }
@@ -166,11 +178,11 @@ export function bigMap(box, { fetchRange, onError = () => {}, canPick = () => tr
     const el = makeRow(g);
     el.style.top = rowTop(g) + "px";
     rows.set(g, el);
-    box.append(el);
     for (const b of el.children) {
       els.set(Number(b.dataset.n), b);
       paint(Number(b.dataset.n));
     }
+    box.append(el); // painted first: one layout for the row, not one per seat
   }
 
   function dropRow(g, el) {
