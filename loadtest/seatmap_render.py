@@ -12,7 +12,8 @@ opens the booking page of an admitted user. It measures, in the page:
 The ceiling, measured in the same run by the same browser: a bare page that draws as many seats
 in view with no logic (rows written with innerHTML as the box scrolls, from a static page with
 the first rows in it, the same stylesheet, nothing fetched), scrolled the same way.
-Each page is measured `--runs` times (fresh context each time); medians are reported.
+Each page is measured `--runs` times (fresh context each time); medians are reported, printed and
+written to loadtest/reports/<timestamp>-seatmap.md.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import sys
 import time
 import uuid
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -35,6 +37,7 @@ from aiohttp import web
 from loadtest.stack import managed
 
 CHROMIUM = "/usr/bin/chromium"
+REPORTS = Path(__file__).resolve().parent / "reports"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 VIEWPORT = {"width": 1280, "height": 800}
 STEP = 200  # px scrolled per frame: 12,000 px/s at 60 frames a second, a hard fling
@@ -306,7 +309,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--frames", type=int, default=300)
     ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args(argv)
-    print(report(asyncio.run(measure(args))))
+    text = report(asyncio.run(measure(args)))
+    REPORTS.mkdir(exist_ok=True)
+    out = REPORTS / f"{time.strftime('%Y%m%d-%H%M%S')}-seatmap.md"
+    command = " ".join(["python -m loadtest.seatmap_render", *(argv or sys.argv[1:])])
+    out.write_text(f"# Seat map rendering\n\n`{command}`\n\n{text}\n")
+    print(text)
+    print(f"\nwritten to {out}")
     sys.stdout.flush()
 
 
