@@ -76,7 +76,8 @@ LOADED = """
   const seats = all.filter((e) => e.name.includes('/seats'));
   const sum = (xs) => xs.reduce((a, e) => a + e.transferSize, 0);
   return { total: nav.transferSize + sum(all), seats: sum(seats), seatRequests: seats.length,
-           requests: all.length + 1, firstAsked: seats.length ? Math.min(...seats.map((e) => e.startTime)) : 0 };
+           requests: all.length + 1,
+           firstAsked: seats.length ? Math.min(...seats.map((e) => e.startTime)) : 0 };
 }
 """
 
@@ -261,7 +262,8 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
         return float(statistics.median(r[key] for r in runs))
 
     gaps = [g for r in runs for g in r["gaps"]]
-    return {"first_ms": med("first"), "asked_ms": med("firstAsked"), "bytes": med("total"), "seat_bytes": med("seats"),
+    return {"first_ms": med("first"), "asked_ms": med("firstAsked"), "bytes": med("total"),
+            "seat_bytes": med("seats"),
             "seat_requests": med("seatRequests"), "requests": med("requests"), "most": med("most"),
             "at_rest": med("seats_at_rest"), "frames": quantiles(gaps),
             "long_frames": sum(g > 50 for g in gaps) / len(runs)}
