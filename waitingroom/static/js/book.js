@@ -2,7 +2,7 @@
 // This module wires the parts: the seat map (seatmap.js), the sale (checkout.js), the page's state
 // (book-state.js) and its messages (book-ui.js); it loads the dates, refreshes the map, and starts.
 import {
-  $, api, clock, dropTicket, everySecond, limits, localTime, priceRange, saveTicket, secondsLeft, shortMoney, store,
+  $, ApiError, api, clock, dropTicket, everySecond, limits, localTime, priceRange, saveTicket, secondsLeft, shortMoney, store,
   text, userId,
 } from "./common.js";
 import { state } from "./book-state.js";
@@ -10,10 +10,12 @@ import { alertBox, blocked, dateOf, plain, say, tokenTrouble } from "./book-ui.j
 import { checkout } from "./checkout.js";
 import { receipts } from "./receipt.js";
 import { seatMap } from "./seatmap.js";
+import { bigMap, RANGE } from "./bigmap.js";
 
 const SEATS_POLL_MS = 5000;
+const PROBE = 16; // seats per request while looking for a big date's last seat
 
-const map = seatMap($("#seats"), {
+const picking = {
   canPick() {
     if (!state.hold) return true;
     alertBox("You are holding seats already: pay for them or release them to choose others.", "warn");
@@ -21,7 +23,23 @@ const map = seatMap($("#seats"), {
   },
   onRefused: (n, why) => say(`Seat ${n} is ${why}.`),
   onPick: () => sale.showPicked(),
+};
+// A date whose first RANGE seats fill the first range is big: shown by bigmap.js, in ranges. Any
+// other is small, shown whole by seatmap.js and fetched whole.
+const small = seatMap($("#seats"), picking);
+const big = bigMap($("#seats"), {
+  ...picking,
+  fetchRange: (first, last, etag) => seatRange(state.scheduleId, first, last, etag),
+  onError: (e) => tokenTrouble(e),
+  onSeats: (list) => showPrices(list, true),
 });
+let shown = null; // the date whose first range is in: its map is small or big from then on
+const map = {
+  picked: () => (big.on ? big : small).picked(),
+  unpick(numbers) { small.unpick(numbers); big.unpick(numbers); },
+  setMine(numbers) { small.setMine(numbers); big.setMine(numbers); },
+  clear() { big.clear(); small.clear(); shown = null; priceSpan = null; },
+};
 const sale = checkout({ map, refreshSeats });
 const limitsUsed = limits().then(sale.useLimits); // asked now, needed when the shop opens
 
@@ -69,10 +87,27 @@ async function refreshSeats() {
   const id = state.scheduleId;
   const asked = ++state.seatsAsked;
   try {
-    const list = await api("GET", `/api/v1/schedules/${id}/seats`, { token: state.ticket.token });
+    if (shown === id && big.on) {
+      await big.refresh();
+      if (asked !== state.seatsAsked || id !== state.scheduleId || state.closed) return;
+      sale.showPicked();
+      return later(asked);
+    }
+    // The first answer of a date is its first range; a small date's later ones are all of it.
+    const first = shown === id ? null : await seatRange(id, 1, RANGE, null);
+    const list = first ? first.list : await api("GET", `/api/v1/schedules/${id}/seats`, { token: state.ticket.token });
     // A slower, older answer must not paint over a newer one.
     if (asked !== state.seatsAsked || id !== state.scheduleId || state.closed) return;
-    map.render(list);
+    shown = id;
+    if (first && list.length >= RANGE) {
+      big.open(RANGE, first);
+      showPrices(list);
+      sale.showMine();
+      sale.showPicked();
+      findLast(id, list);
+      return later(asked);
+    }
+    small.render(list);
     showPrices(list);
     const sched = state.schedules.find((x) => x.id === id);
     if (sched) {
@@ -83,17 +118,75 @@ async function refreshSeats() {
   } catch (e) {
     if (tokenTrouble(e)) return;
   }
-  // One chain of refreshes: only the newest call schedules the next.
+  later(asked);
+}
+
+/** One chain of refreshes: only the newest call schedules the next. */
+function later(asked) {
   if (asked === state.seatsAsked && document.visibilityState === "visible") {
     state.seatsTimer = setTimeout(refreshSeats, SEATS_POLL_MS);
   }
 }
 
-/** The prices of the date, before anything is held. */
-function showPrices(list) {
+/**
+ * Seats first..last of a date: {list, etag}, or null when `etag` is still theirs (304). Not
+ * patient: a busy server's range is asked again on the next refresh or scroll.
+ */
+async function seatRange(id, first, last, etag) {
+  const headers = { Authorization: "Bearer " + state.ticket.token };
+  if (etag) headers["If-None-Match"] = etag;
+  let resp;
+  try {
+    resp = await fetch(`/api/v1/schedules/${id}/seats?from=${first}&to=${last}`, { headers, cache: "no-store" });
+  } catch {
+    throw new ApiError(0, { code: "network", detail: "The server could not be reached." });
+  }
+  if (resp.status === 304) return null;
+  let data = null;
+  try { data = await resp.json(); } catch { /* not JSON */ }
+  if (!resp.ok) throw new ApiError(resp.status, data || { code: resp.status >= 500 ? "server" : "unknown" });
+  return { list: data, etag: resp.headers.get("ETag") };
+}
+
+/**
+ * A big date's last seat, found with small ranges (seat numbers run from 1 with no gap of PROBE
+ * or more): doubling from the first range, then halving; the map grows to it.
+ */
+async function findLast(id, firstList) {
+  const top = (list) => list[list.length - 1].seat_number;
+  const has = async (n) => {
+    const got = await seatRange(id, n, n + PROBE - 1, null);
+    return got.list.length ? top(got.list) : 0;
+  };
+  try {
+    let lo = top(firstList), hi = 0; // a seat at lo; none from hi on
+    while (!hi) {
+      const t = await has(lo * 2);
+      if (id !== state.scheduleId) return;
+      if (t) lo = t; else hi = lo * 2;
+    }
+    while (hi - lo > PROBE) {
+      const mid = Math.floor((lo + hi) / 2);
+      const t = await has(mid);
+      if (id !== state.scheduleId) return;
+      if (t) lo = t; else hi = mid;
+    }
+    const t = await has(lo);
+    if (id !== state.scheduleId || shown !== id) return;
+    big.open(Math.max(lo, t));
+  } catch (e) {
+    tokenTrouble(e);
+  }
+}
+
+/** The prices of the date, before anything is held (`more`: of more seats of the same date). */
+let priceSpan = null;
+function showPrices(list, more = false) {
   const prices = list.map((s) => s.price);
   if (!prices.length) return;
-  const lo = Math.min(...prices), hi = Math.max(...prices);
+  let lo = Math.min(...prices), hi = Math.max(...prices);
+  if (more && priceSpan) { lo = Math.min(lo, priceSpan[0]); hi = Math.max(hi, priceSpan[1]); }
+  priceSpan = [lo, hi];
   text($(".price-sample"), shortMoney(lo));
   text($("#prices"), lo === hi ? `Every seat on this date costs ${priceRange(lo, hi)}.`
     : `Seats on this date cost ${priceRange(lo, hi)} each; every available seat shows its price.`);
