@@ -39,10 +39,22 @@ Position = Annotated[int, msgspec.Meta(ge=1, description="1 for the next to be a
 Seconds = Annotated[int, msgspec.Meta(ge=1)]
 
 
+Opening = Annotated[str, msgspec.Meta(
+    max_length=40, extra_json_schema={"format": "date-time"},
+    description="RFC 3339 with an offset, in the future (within a year); rounded up to the whole "
+                "second. null opens a waiting pre-queue now")]
+PreQueue = Annotated[bool, msgspec.Meta(
+    description="Waiting for a scheduled opening: no position until the draw at opens_at")]
+OpensAt = Annotated[str | None, msgspec.Meta(
+    extra_json_schema={"format": "date-time"},
+    description="The scheduled opening this token waits for (pre-queue only)")]
+
+
 class QueuePatch(Request):
     admit_rate: Rate | msgspec.UnsetType = msgspec.UNSET
     max_active: MaxActive | msgspec.UnsetType = msgspec.UNSET
     paused: bool | msgspec.UnsetType = msgspec.UNSET
+    opens_at: Opening | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class QueueSummary(Response):
@@ -67,6 +79,8 @@ class JoinOut(Response):
     eta_seconds: Count | None
     expires_at: Time | None
     ws_url: Annotated[str, msgspec.Meta(extra_json_schema={"format": "uri"})]
+    pre_queue: PreQueue = False
+    opens_at: OpensAt = None
 
 
 class QueueStatusOut(Response):
@@ -77,6 +91,8 @@ class QueueStatusOut(Response):
     concert_id: Id
     reason: ExpiryReason | None
     sold_out: bool
+    pre_queue: PreQueue = False
+    opens_at: OpensAt = None
 
 
 class AdminQueueOut(Response):
@@ -88,6 +104,26 @@ class AdminQueueOut(Response):
     admit_rate: Rate
     max_active: MaxActive
     paused: bool
+    opens_at: Annotated[Time | None, msgspec.Meta(
+        description="The scheduled opening not drawn yet; null when none")] = None
+
+
+Hex = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]
+
+
+class DrawOut(Response):
+    """A concert's latest scheduled opening: the commitment before it, the draw after it."""
+
+    concert_id: Id
+    opens_at: Time
+    commitment: Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$",
+                                            description="sha256(seed), hex")]
+    drawn_at: Time | None = None
+    seed: Annotated[str | None, msgspec.Meta(
+        description="32 bytes, hex; null until the draw")] = None
+    hmacs: Annotated[list[Hex] | None, msgspec.Meta(
+        description="HMAC-SHA256(seed, token) of every token drawn, ascending: rank n is the "
+                    "n-th; null until the draw")] = None
 
 
 class LimitsOut(Response):
@@ -134,6 +170,12 @@ class AdmittedFrame(Frame, tag="admitted"):
 
 class ExpiredFrame(Frame, tag="expired"):
     reason: ExpiryReason
+
+
+class PreQueueFrame(Frame, tag="pre_queue"):
+    """Waiting for the opening: a position comes after the draw."""
+
+    opens_at: Time | None
 
 
 class SoldOutFrame(Frame, tag="sold_out"):

@@ -12,7 +12,8 @@ from booking.wire import valid_token
 
 from .appkeys import LEASE, QUEUES, SETTINGS, SOCKETS
 from .errors import OriginNotAllowed
-from .schemas import ExpiredFrame, PingFrame, PongFrame
+from .records import rfc3339
+from .schemas import ExpiredFrame, PingFrame, PongFrame, PreQueueFrame
 from .sockets import CLOSE_EXPIRED, CLOSE_UNKNOWN, Waiter
 
 _encode = msgspec.json.Encoder().encode
@@ -43,13 +44,17 @@ async def queue_socket(request: web.Request) -> web.WebSocketResponse:
         return ws
     waiter = Waiter(ws=ws, transport=request.transport, protocol=request.protocol,
                     token=ticket.token, concert_id=ticket.concert_id, ticket=rec.ticket,
-                    waiting=rec.state == "WAITING", expires_ms=rec.expires_ms)
+                    waiting=rec.state == "WAITING", expires_ms=rec.expires_ms,
+                    opens_ms=ticket.opens_ms)
     view = sockets.add(waiter)
     try:
         if waiter.waiting:
             if view.rate is None:
                 view.rate = ticket.rate
-            if ticket.rate.sold_out:
+            if ticket.opens_ms is not None:
+                # In the pre-queue: the position comes after the draw (positions.py).
+                await sockets.send(waiter, PreQueueFrame(opens_at=rfc3339(ticket.opens_ms)))
+            elif ticket.rate.sold_out:
                 await sockets.tell_sold_out(waiter, True)
             else:
                 await sockets.position(waiter, view, ticket.position or 1)

@@ -1,0 +1,155 @@
+"""A scheduled opening and its verifiable draw.
+
+When an operator schedules an opening, a 32-byte seed is drawn and kept in PostgreSQL; its
+SHA-256 (the commitment) is public at once. Whoever joins before the opening waits in the
+pre-queue with no place. At the opening the admitter places them in the order of
+HMAC-SHA256(seed, token) (ascending hex), in one Lua call (lua/draw.lua), then publishes the
+seed and the sorted HMACs: anyone can check the seed against the commitment, find their own
+HMAC in the list and so their rank. Arriving one millisecond or fifty minutes early is the same.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import math
+import secrets
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from booking.errors import ValidationFailed
+
+from . import queries
+from .queue import Queues
+
+log = logging.getLogger(__name__)
+
+SEED_BYTES = 32
+MAC_HEX = 64
+# The furthest ahead an opening may be scheduled.
+MAX_AHEAD = timedelta(days=366)
+
+
+class DrawMismatch(Exception):
+    """The published draw does not hold together, or does not contain the token."""
+
+
+def new_seed() -> tuple[bytes, str]:
+    """A fresh secret seed and its commitment, sha256(seed) in hex."""
+    seed = secrets.token_bytes(SEED_BYTES)
+    return seed, hashlib.sha256(seed).hexdigest()
+
+
+def mac(seed: bytes, token: str) -> str:
+    """A token's draw value: HMAC-SHA256 keyed by the seed over the token's text, in hex."""
+    return hmac.new(seed, token.encode(), hashlib.sha256).hexdigest()
+
+
+def ordered(seed: bytes, tokens: list[str]) -> list[tuple[str, str]]:
+    """(token, HMAC) in the drawn order: ascending HMAC."""
+    return sorted(((t, mac(seed, t)) for t in tokens), key=lambda pair: pair[1])
+
+
+def verify(published: dict[str, Any], token: str) -> int:
+    """The token's rank (1 = first) in a published draw; DrawMismatch if anything is off."""
+    seed_hex, commitment, hmacs = (published.get("seed"), published.get("commitment"),
+                                   published.get("hmacs"))
+    if not isinstance(commitment, str):
+        raise DrawMismatch("no commitment in the published draw")
+    if not isinstance(seed_hex, str) or not isinstance(hmacs, list):
+        raise DrawMismatch("the draw has not taken place yet: no seed or list published")
+    try:
+        seed = bytes.fromhex(seed_hex)
+    except ValueError:
+        raise DrawMismatch("the seed is not hex") from None
+    if hashlib.sha256(seed).hexdigest() != commitment.lower():
+        raise DrawMismatch("sha256(seed) does not match the commitment")
+    if any(not isinstance(h, str) for h in hmacs) or hmacs != sorted(set(hmacs)):
+        raise DrawMismatch("the list of HMACs is not sorted ascending without repeats")
+    mine = mac(seed, token)
+    lo, hi = 0, len(hmacs)
+    while lo < hi:  # the list is sorted: a binary search
+        mid = (lo + hi) // 2
+        if hmacs[mid] < mine:
+            lo = mid + 1
+        else:
+            hi = mid
+    if lo == len(hmacs) or hmacs[lo] != mine:
+        raise DrawMismatch(f"HMAC-SHA256(seed, token) = {mine} is not in the list")
+    return lo + 1
+
+
+def parse_opens_at(raw: str, now_ms: int) -> int:
+    """An opening as given in the admin API (RFC 3339 with an offset), in ms rounded up to the
+    whole second; ValidationFailed naming opens_at unless it is ahead of now and within a year."""
+    try:
+        when = datetime.fromisoformat(raw) if len(raw) <= 40 else None
+    except ValueError:
+        when = None
+    if when is None or when.tzinfo is None or "T" not in raw.upper():
+        raise ValidationFailed("opens_at must be an RFC 3339 time with an offset, "
+                               "e.g. 2026-12-24T19:00:00Z", field="opens_at")
+    ms = math.ceil(when.timestamp()) * 1000
+    if ms <= now_ms:
+        raise ValidationFailed("opens_at must be in the future", field="opens_at")
+    if ms - now_ms > MAX_AHEAD.total_seconds() * 1000:
+        raise ValidationFailed("opens_at must be within a year", field="opens_at")
+    return ms
+
+
+def at(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def ms_of(when: datetime) -> int:
+    return round(when.timestamp() * 1000)
+
+
+async def schedule(queues: Queues, pool: asyncpg.Pool, concert_id: int,
+                   opens_ms: int | None) -> None:
+    """Schedule (or move) a concert's opening; None opens a waiting pre-queue now.
+
+    A moved opening keeps the seed whose commitment is already public. PostgreSQL first: it
+    keeps the seed and restores Redis if Redis comes back empty."""
+    if opens_ms is None:
+        row = await queries.pending_draw(pool, concert_id)
+        if row is None:
+            return
+        opens_ms = await queues.clock_ms()
+    seed, commitment = new_seed()
+    await queries.schedule_draw(pool, concert_id, at(opens_ms), seed, commitment)
+    await queues.schedule(concert_id, opens_ms)
+
+
+async def open_if_due(queues: Queues, pool: asyncpg.Pool, concert_id: int) -> None:
+    """At the opening, draw the pre-queue's order; then publish the draw in PostgreSQL."""
+    opens_ms, unrevealed = await queues.opening(concert_id)
+    if opens_ms is not None and await queues.clock_ms() >= opens_ms:
+        row = await queries.pending_draw(pool, concert_id)
+        if row is None:
+            log.error("concert %s: an opening in Redis with no seed in PostgreSQL", concert_id)
+        elif ms_of(row["opens_at"]) <= opens_ms:
+            drawn = ordered(bytes(row["seed"]), await queues.pre_queue(concert_id))
+            # -1: someone joined between the read and the draw (Redis's clock went back): the
+            # next tick reads the pre-queue again.
+            unrevealed = await queues.draw(concert_id, opens_ms, drawn) == 1 or unrevealed
+    if unrevealed:
+        pending = await queues.unrevealed(concert_id)
+        if pending is not None:
+            opened, hexes = pending
+            await queries.reveal_draw(pool, concert_id, at(opened), bytes.fromhex(hexes))
+            await queues.revealed(concert_id)
+
+
+async def restore(queues: Queues, pool: asyncpg.Pool) -> int:
+    """Scheduled openings that Redis lost (it came back empty) come back from PostgreSQL."""
+    pending = [(r["concert_id"], ms_of(r["opens_at"])) for r in await queries.pending_draws(pool)]
+    return await queues.restore_openings(pending) if pending else 0
+
+
+def rfc3339_of(when: datetime) -> str:
+    """RFC 3339 in UTC, whole seconds (openings are whole seconds)."""
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
