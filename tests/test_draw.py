@@ -15,8 +15,8 @@ import pytest
 from redis.asyncio import Redis
 
 from waitingroom import admission
-from waitingroom.draw import mac
-from waitingroom.queue import Queues
+from waitingroom.queue import Queues, concert_keys
+from waitingroom.verify import mac
 
 from .conftest import AddConcert, AppClient, MakeSettings, admin_headers, bearer, eventually
 
@@ -130,9 +130,9 @@ async def test_another_seed_draws_another_order(client: AppClient, queues: Queue
     assert sorted(orders[0]) == sorted(orders[1]) == list(range(1, 21))
 
 
-async def _verify(token: str, source: str) -> tuple[int, str]:
+async def _verify(tokens: list[str], source: str) -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "waitingroom", "verify-draw", token, source,
+        sys.executable, "-m", "waitingroom", "verify-draw", *tokens, source,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     out, _ = await proc.communicate()
     assert proc.returncode is not None
@@ -147,18 +147,20 @@ async def test_verify_draw_recomputes_the_rank_from_published_data_only(
     tokens = [j["token"] for j in await asyncio.gather(*(_join(client, concert, u)
                                                          for u in range(1, 9)))]
     url = str(client.make_url(f"/api/v1/concerts/{concert}/draw"))
-    code, out = await _verify(tokens[0], url)
+    code, out = await _verify(tokens[:1], url)
     assert code != 0 and "not taken place" in out
     published = await _open(client, queues, pg, concert)
     positions = await _positions(client, tokens)
     saved = tmp_path / "draw.json"
     saved.write_text(json.dumps(published))
+    # Every token's rank recomputed from the saved copy (and one straight from the endpoint)
+    # is its place: the whole permutation.
+    (code, out), (url_code, url_out) = await asyncio.gather(_verify(tokens, str(saved)),
+                                                            _verify(tokens[3:4], url))
+    assert code == 0, out
     for token, position in zip(tokens, positions, strict=True):
-        code, out = await _verify(token, str(saved))
-        assert code == 0, out
-        assert f"rank {position} of 8" in out
-    code, out = await _verify(tokens[3], url)  # straight from the public endpoint
-    assert code == 0 and f"rank {positions[3]} of 8" in out
+        assert f"{token}: rank {position} of 8" in out
+    assert url_code == 0 and f"{tokens[3]}: rank {positions[3]} of 8" in url_out
 
     seed = published["seed"]
     tampered_seed = dict(published, seed=("0" if seed[0] != "0" else "1") + seed[1:])
@@ -166,13 +168,16 @@ async def test_verify_draw_recomputes_the_rank_from_published_data_only(
     swapped[0], swapped[1] = swapped[1], swapped[0]
     mine = mac(bytes.fromhex(seed), tokens[0])
     without_mine = sorted([h for h in published["hmacs"] if h != mine] + ["f" * 64])
-    for bad in (tampered_seed, dict(published, hmacs=swapped),
-                dict(published, hmacs=without_mine)):
-        saved.write_text(json.dumps(bad))
-        code, out = await _verify(tokens[0], str(saved))
-        assert code != 0, (bad, out)
-    saved.write_text(json.dumps(published))
-    code, out = await _verify("00000000-0000-4000-8000-000000000000", str(saved))
+    runs = []
+    for n, bad in enumerate((tampered_seed, dict(published, hmacs=swapped),
+                             dict(published, hmacs=without_mine))):
+        (tmp_path / f"bad{n}.json").write_text(json.dumps(bad))
+        runs.append(_verify(tokens[:1], str(tmp_path / f"bad{n}.json")))
+    runs.append(_verify([tokens[1], "00000000-0000-4000-8000-000000000000"], str(saved)))
+    *bad_results, (code, out) = await asyncio.gather(*runs)
+    assert all(c != 0 for c, _ in bad_results), bad_results
+    assert "commitment" in bad_results[0][1] and "sorted" in bad_results[1][1]
+    assert "not in the list" in bad_results[2][1]
     assert code != 0 and "not in the list" in out
 
 
@@ -290,7 +295,8 @@ async def test_an_opening_survives_redis_coming_back_empty(
         add_concert: AddConcert) -> None:
     concert = await add_concert()
     scheduled = await _schedule(client, concert, 600)
-    await redis.flushdb()
+    # Redis loses the concert's queue (as when it comes back empty).
+    await redis.delete(*concert_keys(concert))
     await admission.tick(queues, pg)
     r = await client.get(f"/admin/concerts/{concert}/queue", headers=admin_headers(
         queues.settings))

@@ -17,7 +17,6 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import uvloop
 
-from . import logs
 from .settings import ConfigError, Settings
 
 log = logging.getLogger("waitingroom")
@@ -138,33 +137,6 @@ def print_identity(secret: str | None, user_id: int, ttl: int) -> int:
     return 0
 
 
-def verify_draw(token: str, source: str) -> int:
-    """Check a published draw (a URL or a saved JSON file) and print the token's rank."""
-    import json
-    import urllib.request
-
-    from .draw import DrawMismatch, verify
-
-    try:
-        if source.startswith(("http://", "https://")):
-            with urllib.request.urlopen(source, timeout=30) as answer:
-                published = json.load(answer)
-        else:
-            with open(source, encoding="utf-8") as f:
-                published = json.load(f)
-        if not isinstance(published, dict):
-            raise DrawMismatch("the published draw is not a JSON object")
-        rank = verify(published, token)
-    except (OSError, ValueError, DrawMismatch) as e:
-        print(f"waitingroom verify-draw: {e}", file=sys.stderr)
-        return 1
-    hmacs = published["hmacs"]
-    print(f"seed matches the commitment {published['commitment']}\n"
-          f"rank {rank} of {len(hmacs)} drawn at the opening of concert "
-          f"{published.get('concert_id')} ({published.get('opens_at')})", flush=True)
-    return 0
-
-
 def port_free(port: int) -> bool:
     """Whether a web process could listen on this port of the loopback address."""
     with socket.socket() as probe:
@@ -249,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ttl", type=_within(1, 86400 * 30), default=600,
                    help="seconds until it expires (default 600)")
     p = sub.add_parser("verify-draw", help="check a published draw and print your rank in it")
-    p.add_argument("token", help="your queue token")
+    p.add_argument("tokens", nargs="+", metavar="token", help="your queue token (or several)")
     p.add_argument("source", help="the draw's URL (…/api/v1/concerts/ID/draw) or a saved copy")
     p = sub.add_parser("seed", help="add demo concerts, dates and seats (idempotent)")
     p.add_argument("--concerts", type=_within(0, 1000), default=3)
@@ -261,11 +233,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "verify-draw":  # before the logging setup: it starts in a blink
+        from .verify import main as verify_draw
+
+        return verify_draw(args.tokens, args.source)
+    from . import logs
+
     logs.configure(os.environ.get("LOG_LEVEL", "INFO"), os.environ.get("LOG_FORMAT", "text"))
     if args.command == "dev":
         return dev(args)
-    if args.command == "verify-draw":
-        return verify_draw(args.token, args.source)
     if args.command == "identity":
         return print_identity(os.environ.get("IDENTITY_SECRET"), args.user_id, args.ttl)
     try:

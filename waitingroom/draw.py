@@ -11,12 +11,10 @@ HMAC in the list and so their rank. Arriving one millisecond or fifty minutes ea
 from __future__ import annotations
 
 import hashlib
-import hmac
 import logging
 import math
 import secrets
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import asyncpg
 
@@ -24,6 +22,7 @@ from booking.errors import ValidationFailed
 
 from . import queries
 from .queue import Queues
+from .verify import mac
 
 log = logging.getLogger(__name__)
 
@@ -33,53 +32,15 @@ MAC_HEX = 64
 MAX_AHEAD = timedelta(days=366)
 
 
-class DrawMismatch(Exception):
-    """The published draw does not hold together, or does not contain the token."""
-
-
 def new_seed() -> tuple[bytes, str]:
     """A fresh secret seed and its commitment, sha256(seed) in hex."""
     seed = secrets.token_bytes(SEED_BYTES)
     return seed, hashlib.sha256(seed).hexdigest()
 
 
-def mac(seed: bytes, token: str) -> str:
-    """A token's draw value: HMAC-SHA256 keyed by the seed over the token's text, in hex."""
-    return hmac.new(seed, token.encode(), hashlib.sha256).hexdigest()
-
-
 def ordered(seed: bytes, tokens: list[str]) -> list[tuple[str, str]]:
     """(token, HMAC) in the drawn order: ascending HMAC."""
     return sorted(((t, mac(seed, t)) for t in tokens), key=lambda pair: pair[1])
-
-
-def verify(published: dict[str, Any], token: str) -> int:
-    """The token's rank (1 = first) in a published draw; DrawMismatch if anything is off."""
-    seed_hex, commitment, hmacs = (published.get("seed"), published.get("commitment"),
-                                   published.get("hmacs"))
-    if not isinstance(commitment, str):
-        raise DrawMismatch("no commitment in the published draw")
-    if not isinstance(seed_hex, str) or not isinstance(hmacs, list):
-        raise DrawMismatch("the draw has not taken place yet: no seed or list published")
-    try:
-        seed = bytes.fromhex(seed_hex)
-    except ValueError:
-        raise DrawMismatch("the seed is not hex") from None
-    if hashlib.sha256(seed).hexdigest() != commitment.lower():
-        raise DrawMismatch("sha256(seed) does not match the commitment")
-    if any(not isinstance(h, str) for h in hmacs) or hmacs != sorted(set(hmacs)):
-        raise DrawMismatch("the list of HMACs is not sorted ascending without repeats")
-    mine = mac(seed, token)
-    lo, hi = 0, len(hmacs)
-    while lo < hi:  # the list is sorted: a binary search
-        mid = (lo + hi) // 2
-        if hmacs[mid] < mine:
-            lo = mid + 1
-        else:
-            hi = mid
-    if lo == len(hmacs) or hmacs[lo] != mine:
-        raise DrawMismatch(f"HMAC-SHA256(seed, token) = {mine} is not in the list")
-    return lo + 1
 
 
 def parse_opens_at(raw: str, now_ms: int) -> int:
