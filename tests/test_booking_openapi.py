@@ -25,7 +25,8 @@ CONTRACT = {
 # Additions beyond the contract, documented in the same document.
 ADDITIONS = {("get", "/api/v1/limits"), ("get", "/admin/audit"),
              ("get", "/api/v1/concerts/{concert_id}/preview"),
-             ("get", "/api/v1/schedules/{schedule_id}/preview")}
+             ("get", "/api/v1/schedules/{schedule_id}/preview"),
+             ("get", "/api/v1/concerts/{concert_id}/draw")}
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
 
 

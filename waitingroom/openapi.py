@@ -74,13 +74,15 @@ OPERATIONS: tuple[Op, ...] = (
        statuses=(204,), problems=((401, "token_missing, token_invalid"), *_LIMITED, *_UNAVAILABLE),
        description="Leaving again answers 204 again."),
     Op("queueSocket", "get", "/ws/queue", "Live queue over a WebSocket (?token=...)", "waiting room",
-       w.PositionFrame | w.AdmittedFrame | w.ExpiredFrame | w.SoldOutFrame, (101,), auth=None,
+       w.PositionFrame | w.AdmittedFrame | w.ExpiredFrame | w.SoldOutFrame | w.PreQueueFrame,
+       (101,), auth=None,
        problems=((400, "bad_request"), (403, "origin_not_allowed")),
        description="Server frames, one JSON object each: position, admitted, expired (then "
                    "close), sold_out (the socket stays open; positions resume if seats come "
-                   "back). Close codes 4401 unknown or malformed token, 4410 expired token, "
-                   "1001 server going away. Clients may send {\"type\": \"ping\"}. A request "
-                   "that is not a WebSocket upgrade: 400."),
+                   "back), pre_queue (waiting for a scheduled opening: no position until the "
+                   "draw, then position frames). Close codes 4401 unknown or malformed token, "
+                   "4410 expired token, 1001 server going away. Clients may send "
+                   "{\"type\": \"ping\"}. A request that is not a WebSocket upgrade: 400."),
     Op("listSchedules", "get", "/api/v1/concerts/{concert_id}/schedules",
        "Dates with at least one seat on sale", "booking", list[b.ScheduleOut], problems=(*_ID, *_TOKEN)),
     Op("getSeatMap", "get", "/api/v1/schedules/{schedule_id}/seats", "Seat map of one date", "booking",
@@ -144,8 +146,23 @@ OPERATIONS: tuple[Op, ...] = (
        description="404 also when the admin API is off (no ADMIN_TOKEN)."),
     Op("configureQueue", "patch", "/admin/concerts/{concert_id}/queue", "Change a queue's live configuration",
        "admin", w.AdminQueueOut, body=w.QueuePatch, auth="adminKey", problems=(*_BODY, *_ADMIN),
-       description="Any of admit_rate, max_active and paused; every process reads it within a "
-                   "tick."),
+       description="Any of admit_rate, max_active, paused and opens_at; every process reads it "
+                   "within a tick. opens_at schedules the sale's opening (RFC 3339 with an "
+                   "offset, in the future, within a year, rounded up to the whole second; "
+                   "else 400 validation_error and nothing changes): until then joins wait in "
+                   "a pre-queue with no position and nobody is admitted, and at the opening the "
+                   "pre-queue is placed in the order of HMAC-SHA256(seed, token); see "
+                   "getDraw. A new time keeps the seed already committed to; null opens a "
+                   "waiting pre-queue at once."),
+    Op("getDraw", "get", "/api/v1/concerts/{concert_id}/draw",
+       "A scheduled opening's commitment, then its draw", "waiting room", w.DrawOut, auth=None,
+       problems=(*_ID, (404, "not_found"), *_LIMITED, *_UNAVAILABLE),
+       description="The concert's latest scheduled opening (404 when it never had one). Before "
+                   "it: the commitment, sha256 of a secret 32-byte seed. After the draw: the "
+                   "seed and the HMAC-SHA256(seed, token) of every token drawn, ascending, so "
+                   "that the n-th is rank n; tokens that joined after the opening are behind "
+                   "them in order of arrival. Compressed when the client accepts gzip or "
+                   "deflate. Check it with `waitingroom verify-draw TOKEN URL`."),
     Op("audit", "get", "/admin/audit", "The shop's books, checked in SQL", "admin", Audit,
        auth="adminKey", problems=((401, "admin_unauthorized"), (404, "not_found"), *_LIMITED,
                                   *_UNAVAILABLE),
