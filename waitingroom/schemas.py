@@ -72,7 +72,9 @@ class ConcertOut(Response):
     queue: QueueSummary
 
 
-class JoinOut(Response):
+class JoinOut(Response, omit_defaults=True):
+    """pre_queue and opens_at are there only in the pre-queue."""
+
     token: Token
     state: TokenState
     position: Position | None
@@ -83,7 +85,9 @@ class JoinOut(Response):
     opens_at: OpensAt = None
 
 
-class QueueStatusOut(Response):
+class QueueStatusOut(Response, omit_defaults=True):
+    """pre_queue and opens_at are there only in the pre-queue."""
+
     state: TokenState
     position: Position | None
     eta_seconds: Count | None
