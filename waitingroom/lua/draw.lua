@@ -11,31 +11,45 @@ if opens ~= ARGV[1] or now_ms() < tonumber(opens) then
   return {0, 0}
 end
 local n = (#ARGV - 1) / 2
-local present = 0
-for i = 0, n - 1 do
-  if tonumber(redis.call('ZSCORE', K_Q, ARGV[2 + 2 * i]) or 0) == PRE_SCORE then
-    present = present + 1
+local pre = {}
+for _, token in ipairs(redis.call('ZRANGEBYSCORE', K_Q, PRE_SCORE, PRE_SCORE)) do
+  pre[token] = true
+end
+local drawn = {}  -- ARGV indexes of the tokens still in the pre-queue
+for i = 2, #ARGV, 2 do
+  if pre[ARGV[i]] then
+    drawn[#drawn + 1] = i
+    pre[ARGV[i]] = nil
   end
 end
-if redis.call('ZCOUNT', K_Q, PRE_SCORE, PRE_SCORE) ~= present then
-  return {-1, 0}
+if next(pre) ~= nil then
+  return {-1, 0}  -- a pre-queue token not in the list
 end
-local function place(token)
-  local ticket = redis.call('INCR', K_SEQ)
-  local _, u = parse(redis.call('HGET', K_TOK, token))
-  redis.call('ZADD', K_Q, ticket, token)
-  redis.call('HSET', K_TOK, token, pack('W', u, ticket, '', ''))
-end
-local hmacs = {}
-for i = 0, n - 1 do
-  local token = ARGV[2 + 2 * i]
-  if tonumber(redis.call('ZSCORE', K_Q, token) or 0) == PRE_SCORE then
-    place(token)
-    hmacs[#hmacs + 1] = ARGV[3 + 2 * i]
-  end
+local order, hmacs = {}, {}
+for _, i in ipairs(drawn) do
+  order[#order + 1] = ARGV[i]
+  hmacs[#hmacs + 1] = ARGV[i + 1]
 end
 for _, token in ipairs(redis.call('ZRANGEBYSCORE', K_Q, AFTER_PRE, '(0')) do
-  place(token)
+  order[#order + 1] = token
+end
+-- Tickets first .. first + #order - 1, in that order; written CHUNK tokens per command.
+local CHUNK = 500
+local first = redis.call('INCRBY', K_SEQ, #order) - #order + 1
+for from = 1, #order, CHUNK do
+  local to = math.min(#order, from + CHUNK - 1)
+  local recs = redis.call('HMGET', K_TOK, unpack(order, from, to))
+  local z, h = {}, {}
+  for j = from, to do
+    local _, u = parse(recs[j - from + 1])
+    local ticket = first + j - 1
+    z[#z + 1] = ticket
+    z[#z + 1] = order[j]
+    h[#h + 1] = order[j]
+    h[#h + 1] = pack('W', u, ticket, '', '')
+  end
+  redis.call('ZADD', K_Q, unpack(z))
+  redis.call('HSET', K_TOK, unpack(h))
 end
 redis.call('HDEL', K_CFG, 'opens_at')
 redis.call('HDEL', K_STATE, 'late')
