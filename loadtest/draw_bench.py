@@ -65,7 +65,9 @@ async def bench(redis: Redis, tokens: int) -> dict[str, float]:
     drawn = ordered(seed, members)
     python_s = time.perf_counter() - started
     started = time.perf_counter()
-    assert await queues.draw(cid, opens, drawn) == 1
+    status = await queues.draw(cid, opens, drawn)
+    assert status == 1, status
+    assert await redis.zcount(ConcertKeys(cid).queue, 1, "+inf") == tokens
     draw_s = time.perf_counter() - started
 
     k = ConcertKeys(2)

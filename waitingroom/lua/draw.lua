@@ -10,7 +10,6 @@ local opens = redis.call('HGET', K_CFG, 'opens_at')
 if opens ~= ARGV[1] or now_ms() < tonumber(opens) then
   return {0, 0}
 end
-local n = (#ARGV - 1) / 2
 local pre = {}
 for _, token in ipairs(redis.call('ZRANGEBYSCORE', K_Q, PRE_SCORE, PRE_SCORE)) do
   pre[token] = true
