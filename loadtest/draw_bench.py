@@ -66,7 +66,7 @@ async def bench(redis: Redis, url: str, tokens: int) -> dict[str, float]:
     python_s = time.perf_counter() - started
     started = time.perf_counter()
     # A client without retries: a retried draw would find nothing left to draw.
-    plain = Redis.from_url(url)
+    plain = Redis.from_url(url, socket_timeout=300)
     status = await Queues(plain, settings).draw(cid, opens, drawn)
     await plain.aclose()
     assert status == 1, status
