@@ -251,7 +251,7 @@ async def test_pre_queue_frames_then_position_frames(client: AppClient, queues: 
 
 
 @pytest.mark.parametrize("opens_at", [
-    "tomorrow", "2026-13-01T00:00:00Z", "2099-01-01T00:00:00", "2020-01-01T00:00:00Z",
+    "tomorrow", "2026-13-01T00:00:00Z", "2099-01-01T00:00:00", "2099-02-30T00:00:00Z",
     "2099-01-01", "x" * 41, 12, True, {"at": "2099-01-01T00:00:00Z"},
 ])
 async def test_admin_rejects_a_bad_opening_and_changes_nothing(

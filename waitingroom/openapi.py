@@ -148,7 +148,7 @@ OPERATIONS: tuple[Op, ...] = (
        "admin", w.AdminQueueOut, body=w.QueuePatch, auth="adminKey", problems=(*_BODY, *_ADMIN),
        description="Any of admit_rate, max_active, paused and opens_at; every process reads it "
                    "within a tick. opens_at schedules the sale's opening (RFC 3339 with an "
-                   "offset, in the future, within a year, rounded up to the whole second; "
+                   "offset, rounded up to the whole second, a past time meaning now; "
                    "else 400 validation_error and nothing changes): until then joins wait in "
                    "a pre-queue with no position and nobody is admitted, and at the opening the "
                    "pre-queue is placed in the order of HMAC-SHA256(seed, token); see "

@@ -41,8 +41,8 @@ Seconds = Annotated[int, msgspec.Meta(ge=1)]
 
 Opening = Annotated[str, msgspec.Meta(
     max_length=40, extra_json_schema={"format": "date-time"},
-    description="RFC 3339 with an offset, in the future (within a year); rounded up to the whole "
-                "second. null opens a waiting pre-queue now")]
+    description="RFC 3339 with an offset, rounded up to the whole second; a time already past "
+                "opens now. null opens a waiting pre-queue now")]
 PreQueue = Annotated[bool, msgspec.Meta(
     description="Waiting for a scheduled opening: no position until the draw at opens_at")]
 OpensAt = Annotated[str | None, msgspec.Meta(
