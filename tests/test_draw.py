@@ -76,7 +76,7 @@ async def test_equal_arrivals_before_the_opening_are_ranked_by_the_seed(
         client: AppClient, queues: Queues, pg: asyncpg.Pool, add_concert: AddConcert) -> None:
     concert = await add_concert()
     # Paused too, so that nobody is admitted while the places are compared.
-    scheduled = await _schedule(client, concert, 1.5, paused=True)
+    scheduled = await _schedule(client, concert, 3, paused=True)
     before = await _draw(client, concert)
     assert set(before) == {"concert_id", "opens_at", "commitment", "drawn_at", "seed", "hmacs"}
     assert before["seed"] is None and before["hmacs"] is None
@@ -117,7 +117,7 @@ async def test_another_seed_draws_another_order(client: AppClient, queues: Queue
                                                 pg: asyncpg.Pool, add_concert: AddConcert) -> None:
     first, second = await add_concert(), await add_concert()
     for concert in (first, second):
-        await _schedule(client, concert, 1.5, paused=True)
+        await _schedule(client, concert, 3, paused=True)
     tokens = {c: [(await _join(client, c, u))["token"] for u in range(1, 21)]
               for c in (first, second)}
     seeds, orders = [], []
@@ -143,7 +143,7 @@ async def test_verify_draw_recomputes_the_rank_from_published_data_only(
         client: AppClient, queues: Queues, pg: asyncpg.Pool, add_concert: AddConcert,
         tmp_path: Path) -> None:
     concert = await add_concert()
-    await _schedule(client, concert, 1.5, paused=True)
+    await _schedule(client, concert, 3, paused=True)
     tokens = [j["token"] for j in await asyncio.gather(*(_join(client, concert, u)
                                                          for u in range(1, 9)))]
     url = str(client.make_url(f"/api/v1/concerts/{concert}/draw"))
@@ -233,7 +233,7 @@ async def test_pre_queue_frames_then_position_frames(client: AppClient, queues: 
                                                      pg: asyncpg.Pool,
                                                      add_concert: AddConcert) -> None:
     concert = await add_concert()
-    scheduled = await _schedule(client, concert, 1.5, paused=True)
+    scheduled = await _schedule(client, concert, 3, paused=True)
     first = await _join(client, concert, 1)
     second = await _join(client, concert, 2)
     sockets = [await client.ws_connect(f"/ws/queue?token={j['token']}") for j in (first, second)]
