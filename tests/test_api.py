@@ -159,7 +159,8 @@ async def test_admin_figures_and_patch(client: AppClient, settings: Settings, ad
     assert await resp.json() == {"concert_id": cid, "waiting": 3, "active": 0, "admitted_total": 0,
                                  "dropped_total": 0, "admit_rate": 10.0, "max_active": 1000,
                                  "paused": False, "admission_mode": "fixed", "chosen_rate": 10.0,
-                                 "rate_reason": "configured", "rate_detail": "10/s as configured"}
+                                 "rate_reason": "configured", "rate_detail": "10/s as configured",
+                                 "opens_at": None}
     resp = await client.patch(f"/admin/concerts/{cid}/queue", headers=admin_headers(settings),
                               json={"admit_rate": 2.5, "max_active": 7, "paused": True})
     body = await resp.json()

@@ -26,7 +26,8 @@ CONTRACT = {
 ADDITIONS = {("get", "/api/v1/limits"), ("get", "/admin/audit"),
              ("post", "/admin/concerts/{concert_id}/what-if"),
              ("get", "/api/v1/concerts/{concert_id}/preview"),
-             ("get", "/api/v1/schedules/{schedule_id}/preview")}
+             ("get", "/api/v1/schedules/{schedule_id}/preview"),
+             ("get", "/api/v1/concerts/{concert_id}/draw")}
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
 
 

@@ -52,9 +52,10 @@ CONFIG: dict[str, Any] = {
                 "2xx", "401", "402", "403", "404", "409", "422", "429", "5xx"]}}},
     ],
 }
-# Admission for everyone at once, whatever a fuzzed PATCH left behind.
-OPEN_QUEUE: dict[str, Any] = {"admit_rate": 1_000_000, "max_active": 100_000_000, "paused": False,
-              "admission_mode": "fixed"}
+# Admission for everyone at once, whatever a fuzzed PATCH left behind (a scheduled opening too:
+# null opens it now).
+OPEN_QUEUE: dict[str, Any] = {"admit_rate": 1_000_000, "max_active": 100_000_000,
+                              "paused": False, "admission_mode": "fixed", "opens_at": None}
 
 
 @dataclasses.dataclass

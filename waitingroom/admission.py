@@ -13,7 +13,7 @@ import asyncpg
 from booking import queries as queries_booking
 from booking import sweeper
 
-from . import inventory, queries, tokenlog
+from . import draw, inventory, queries, tokenlog
 from .gate import QueueGate
 from .logs import describe
 from .queue import Admission, Queues
@@ -79,6 +79,24 @@ async def restore_settings(queues: Queues, pool: asyncpg.Pool) -> None:
     restored = await queues.restore(saved)
     if restored:
         log.warning("restored the settings of %s concerts to Redis", restored)
+    try:
+        reopened = await draw.restore(queues, pool)
+    except (OSError, asyncpg.PostgresError) as e:
+        log.warning("could not read the scheduled openings: %r", e)
+        return
+    if reopened:
+        log.warning("restored the scheduled openings of %s concerts to Redis", reopened)
+
+
+async def open_if_due(queues: Queues, pool: asyncpg.Pool | None, concert_id: int) -> None:
+    """A concert whose opening came: its pre-queue drawn, then published (see draw.py)."""
+    if pool is None:
+        return
+    try:
+        await draw.open_if_due(queues, pool, concert_id)
+    except (OSError, asyncpg.PostgresError) as e:
+        # Admission waits for the draw: the opening is late while PostgreSQL is away.
+        log.warning("concert %s: could not draw its opening: %r", concert_id, e)
 
 
 async def demand(pool: asyncpg.Pool | None, concert_ids: list[int],
@@ -128,6 +146,7 @@ async def tick(queues: Queues, pool: asyncpg.Pool | None, check_stock: bool = Fa
         concert_ids = await queues.concert_ids()
         chosen = await choices(queues, pool, concert_ids, measures)
         for cid in concert_ids:
+            await open_if_due(queues, pool, cid)
             outcomes[cid] = await admit_concert(queues, pool, cid, chosen.get(cid))
         await reap_dead_processes(queues)
     finally:

@@ -1,4 +1,4 @@
-"""The `waitingroom` command: dev, web, admitter, migrate, seed, identity."""
+"""The `waitingroom` command: dev, web, admitter, migrate, seed, identity, verify-draw."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import uvloop
 
-from . import logs
 from .settings import ConfigError, Settings
 
 log = logging.getLogger("waitingroom")
@@ -221,6 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("user_id", type=_within(1, 2**63 - 1))
     p.add_argument("--ttl", type=_within(1, 86400 * 30), default=600,
                    help="seconds until it expires (default 600)")
+    p = sub.add_parser("verify-draw", help="check a published draw and print your rank in it")
+    p.add_argument("tokens", nargs="+", metavar="token", help="your queue token (or several)")
+    p.add_argument("source", help="the draw's URL (…/api/v1/concerts/ID/draw) or a saved copy")
     p = sub.add_parser("seed", help="add demo concerts, dates and seats (idempotent)")
     p.add_argument("--concerts", type=_within(0, 1000), default=3)
     p.add_argument("--dates", type=_within(0, 365), default=3)
@@ -231,6 +233,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "verify-draw":  # before the logging setup: it starts in a blink
+        from .verify import main as verify_draw
+
+        return verify_draw(args.tokens, args.source)
+    from . import logs
+
     logs.configure(os.environ.get("LOG_LEVEL", "INFO"), os.environ.get("LOG_FORMAT", "text"))
     if args.command == "dev":
         return dev(args)

@@ -74,11 +74,14 @@ OPERATIONS: tuple[Op, ...] = (
        statuses=(204,), problems=((401, "token_missing, token_invalid"), *_LIMITED, *_UNAVAILABLE),
        description="Leaving again answers 204 again."),
     Op("queueSocket", "get", "/ws/queue", "Live queue over a WebSocket (?token=...)", "waiting room",
-       w.PositionFrame | w.AdmittedFrame | w.ExpiredFrame | w.SoldOutFrame, (101,), auth=None,
+       w.PositionFrame | w.AdmittedFrame | w.ExpiredFrame | w.SoldOutFrame | w.PreQueueFrame,
+       (101,), auth=None,
        problems=((400, "bad_request"), (403, "origin_not_allowed")),
        description="Server frames, one JSON object each: position, admitted, expired (then "
                    "close), sold_out (the socket stays open; positions resume if seats come "
-                   "back). Close codes 4401 unknown or malformed token, 4410 expired token, "
+                   "back), pre_queue (waiting for a scheduled opening: no position until the "
+                   "draw, then position frames). Close codes 4401 unknown or malformed token, "
+                   "4410 expired token, "
                    "1001 server going away (reconnect; the place is kept), 1013 (1011 means "
                    "the same) the queue store cannot be reached: sent at the upgrade while "
                    "Redis is down, and to open sockets once their process has not reached it "
@@ -148,11 +151,18 @@ OPERATIONS: tuple[Op, ...] = (
        description="404 also when the admin API is off (no ADMIN_TOKEN)."),
     Op("configureQueue", "patch", "/admin/concerts/{concert_id}/queue", "Change a queue's live configuration",
        "admin", w.AdminQueueOut, body=w.QueuePatch, auth="adminKey", problems=(*_BODY, *_ADMIN),
-       description="Any of admit_rate, max_active, paused and admission_mode; every process "
-                   "reads it within a tick. In inventory mode the admitter chooses the rate "
-                   "(chosen_rate, rate_reason, rate_detail in the answer): admit_rate at most, "
-                   "never more AVAILABLE tokens than the seats left can serve, slower while the "
-                   "booking API's p95 latency is above BOOKING_P95_BOUND."),
+       description="Any of admit_rate, max_active, paused, admission_mode and opens_at; every "
+                   "process reads it within a tick. In inventory mode the admitter chooses the "
+                   "rate (chosen_rate, rate_reason, rate_detail in the answer): admit_rate at "
+                   "most, never more AVAILABLE tokens than the seats left can serve, slower "
+                   "while the booking API's p95 latency is above BOOKING_P95_BOUND. opens_at "
+                   "schedules the sale's opening (RFC 3339 with an "
+                   "offset, rounded up to the whole second, a past time meaning now; "
+                   "else 400 validation_error and nothing changes): until then joins wait in "
+                   "a pre-queue with no position and nobody is admitted, and at the opening the "
+                   "pre-queue is placed in the order of HMAC-SHA256(seed, token); see "
+                   "getDraw. A new time keeps the seed already committed to; null opens a "
+                   "waiting pre-queue at once."),
     Op("whatIf", "post", "/admin/concerts/{concert_id}/what-if",
        "What a proposed admit_rate or max_active would do (nothing changes)", "admin",
        w.WhatIfOut, body=w.WhatIfRequest, auth="adminKey", problems=(*_BODY, *_ADMIN),
@@ -161,6 +171,15 @@ OPERATIONS: tuple[Op, ...] = (
                    "an admitted person buys, measured once enough have ended) run out before the "
                    "queue does. The operators' console (/admin, live over the /admin/ws socket) "
                    "shows it before applying a change."),
+    Op("getDraw", "get", "/api/v1/concerts/{concert_id}/draw",
+       "A scheduled opening's commitment, then its draw", "waiting room", w.DrawOut, auth=None,
+       problems=(*_ID, (404, "not_found"), *_LIMITED, *_UNAVAILABLE),
+       description="The concert's latest scheduled opening (404 when it never had one). Before "
+                   "it: the commitment, sha256 of a secret 32-byte seed. After the draw: the "
+                   "seed and the HMAC-SHA256(seed, token) of every token drawn, ascending, so "
+                   "that the n-th is rank n; tokens that joined after the opening are behind "
+                   "them in order of arrival. Compressed when the client accepts gzip or "
+                   "deflate. Check it with `waitingroom verify-draw TOKEN URL`."),
     Op("audit", "get", "/admin/audit", "The shop's books, checked in SQL", "admin", Audit,
        auth="adminKey", problems=((401, "admin_unauthorized"), (404, "not_found"), *_LIMITED,
                                   *_UNAVAILABLE),

@@ -82,6 +82,11 @@ class PositionTick:
                     # snapshot describes is another one. Say so; never show its positions.
                     self.sockets.close(waiter, CLOSE_UNKNOWN, b"the queue was reset; join again")
                     continue
+                if waiter.waiting and not waiter.ticket:
+                    # In the pre-queue: from the opening on, ask for the place the draw gave.
+                    if waiter.opens_ms is None or now_ms >= waiter.opens_ms:
+                        recheck.append(waiter)
+                    continue
                 if waiter.waiting:
                     pos = view.position(waiter.ticket)
                     if pos <= 0:
@@ -102,6 +107,8 @@ class PositionTick:
         for waiter, rec in zip(waiters, records, strict=True):
             if rec is None:
                 await self.sockets.expired(waiter, "dropped")
+            elif rec.state == "WAITING" and not waiter.ticket:
+                waiter.ticket = rec.ticket  # drawn (or still 0): the next tick sends the place
             elif rec.state == "AVAILABLE" and waiter.waiting:
                 await self.sockets.admitted(waiter, rec.expires_ms)
             elif rec.state == "EXPIRED":

@@ -133,3 +133,54 @@ async def record_admitted(conn: asyncpg.Connection, concert_id: int, tokens: Seq
 async def record_expired(conn: asyncpg.Pool | asyncpg.Connection, tokens: Sequence[str],
                          reason: str) -> None:
     await conn.execute(RECORD_EXPIRED, list(tokens), reason)
+
+
+# -- scheduled openings and their draws -----------------------------------------------------
+PENDING_DRAW = """
+SELECT id, concert_id, opens_at, seed, commitment FROM concert_draws
+WHERE concert_id = $1 AND drawn_at IS NULL
+"""
+
+PENDING_DRAWS = "SELECT concert_id, opens_at FROM concert_draws WHERE drawn_at IS NULL"
+
+LATEST_DRAW = """
+SELECT concert_id, opens_at, seed, commitment, drawn_at, hmacs FROM concert_draws
+WHERE concert_id = $1 ORDER BY id DESC LIMIT 1
+"""
+
+# One waiting opening per concert (concert_draws_pending_key): a new one, or a new time for it
+# with the seed and commitment it already published.
+SCHEDULE_DRAW = """
+INSERT INTO concert_draws AS d (concert_id, opens_at, seed, commitment) VALUES ($1, $2, $3, $4)
+ON CONFLICT (concert_id) WHERE drawn_at IS NULL DO UPDATE SET opens_at = EXCLUDED.opens_at
+"""
+
+REVEAL_DRAW = """
+UPDATE concert_draws SET drawn_at = now(), hmacs = $3
+WHERE concert_id = $1 AND opens_at = $2 AND drawn_at IS NULL
+"""
+
+
+async def pending_draw(conn: asyncpg.Pool | asyncpg.Connection,
+                       concert_id: int) -> asyncpg.Record | None:
+    return await conn.fetchrow(PENDING_DRAW, concert_id)
+
+
+async def pending_draws(conn: asyncpg.Pool | asyncpg.Connection) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await conn.fetch(PENDING_DRAWS)
+    return rows
+
+
+async def latest_draw(conn: asyncpg.Pool | asyncpg.Connection,
+                      concert_id: int) -> asyncpg.Record | None:
+    return await conn.fetchrow(LATEST_DRAW, concert_id)
+
+
+async def schedule_draw(conn: asyncpg.Pool | asyncpg.Connection, concert_id: int,
+                        opens_at: datetime, seed: bytes, commitment: str) -> None:
+    await conn.execute(SCHEDULE_DRAW, concert_id, opens_at, seed, commitment)
+
+
+async def reveal_draw(conn: asyncpg.Pool | asyncpg.Connection, concert_id: int,
+                      opens_at: datetime, hmacs: bytes) -> None:
+    await conn.execute(REVEAL_DRAW, concert_id, opens_at, hmacs)

@@ -29,6 +29,8 @@ from .schemas import AdmittedEvent, AnyEvent, ExpiredEvent, SoldOutEvent
 from .scripts import AutoPipeline, Client, Scripts
 from .settings import Settings
 
+# The queue score of tokens that joined before a scheduled opening (lua/_lib.lua PRE_SCORE).
+PRE_SCORE = -(2**52)
 # A token index entry outlives any sane sale; an expired token's is cut to the retention period.
 INDEX_TTL = 7 * 86400
 # Tokens whose concert a process remembers. A token names one concert for life and is never
@@ -57,6 +59,7 @@ class Ticket:
     position: int | None
     rate: RateInfo
     created: bool = False
+    opens_ms: int | None = None  # in the pre-queue (ticket 0): the opening it waits for
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -135,7 +138,7 @@ class Queues:
 
     def _ticket(self, concert_id: int, token: str, raw: Sequence[Any]) -> Ticket:
         record = TokenRecord.parse(raw[0])
-        position = int(raw[1]) if record.state == "WAITING" else None
+        position = int(raw[1]) if record.state == "WAITING" and record.ticket else None
         return Ticket(concert_id, token, record, position, self._rate(*raw[2:6]))
 
     async def ping(self) -> None:
@@ -165,7 +168,18 @@ class Queues:
         else:
             await self.redis.delete(keys.token_index(new))
         ticket = self._ticket(concert_id, token, rest)
-        return dataclasses.replace(ticket, created=bool(created))
+        return await self._pre_queue(dataclasses.replace(ticket, created=bool(created)))
+
+    async def _pre_queue(self, ticket: Ticket) -> Ticket:
+        """A ticket with the opening it waits for, when it is in the pre-queue (ticket 0)."""
+        if ticket.record.state != "WAITING" or ticket.record.ticket:
+            return ticket
+        raw = await self.redis.hget(ConcertKeys(ticket.concert_id).config, "opens_at")
+        if raw is None:
+            # Drawn in the meantime: the token has its place now.
+            again = await self.status(ticket.token)
+            return dataclasses.replace(again, created=ticket.created)
+        return dataclasses.replace(ticket, opens_ms=int(text(raw)))
 
     async def concert_of(self, token: str) -> int:
         known = self._concert_of.get(token)
@@ -188,7 +202,7 @@ class Queues:
         raw = await self.scripts.status(keys=concert_keys(concert_id), args=[token])
         if not raw:
             raise TokenInvalid()
-        return self._ticket(concert_id, token, raw)
+        return await self._pre_queue(self._ticket(concert_id, token, raw))
 
     async def lookup(self, token: str) -> tuple[int, TokenRecord]:
         """The token's concert and record, read without counting as a sign of life."""
@@ -224,7 +238,7 @@ class Queues:
                                         args=[token])
         if not raw:
             raise TokenInvalid()
-        return self._ticket(concert_id, token, raw)
+        return await self._pre_queue(self._ticket(concert_id, token, raw))
 
     async def detach(self, concert_id: int, token: str, proc_id: str, others: Sequence[str]) -> None:
         """The process's last socket for this token closed."""
@@ -534,3 +548,58 @@ class Queues:
                     pipe.hdel(k.state, "chosen_rate", "rate_reason", "rate_detail")
                 await pipe.execute()
         await self.redis.sadd(keys.CONCERTS, concert_id)
+
+    # -- scheduled openings (see draw.py and lua/draw.lua) -------------------------------------
+    async def opening(self, concert_id: int) -> tuple[int | None, bool]:
+        """The opening this concert waits for (ms, Redis clock), and whether a draw's HMACs
+        still wait to be written to PostgreSQL."""
+        k = ConcertKeys(concert_id)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hget(k.config, "opens_at")
+            pipe.hexists(k.state, "draw_hmacs")
+            opens, unrevealed = await pipe.execute()
+        return (int(text(opens)) if opens else None), bool(unrevealed)
+
+    async def schedule(self, concert_id: int, opens_ms: int) -> None:
+        """Joins wait in the pre-queue, and nobody is admitted, until the draw at opens_ms."""
+        await self.redis.hset(ConcertKeys(concert_id).config, "opens_at", str(opens_ms))
+        await self.redis.sadd(keys.CONCERTS, concert_id)
+
+    async def pre_queue(self, concert_id: int) -> list[str]:
+        """The tokens that joined before the opening, in no particular order."""
+        return [text(t) for t in await self.redis.zrangebyscore(
+            ConcertKeys(concert_id).queue, PRE_SCORE, PRE_SCORE)]
+
+    async def draw(self, concert_id: int, opens_ms: int, drawn: Sequence[tuple[str, str]]) -> int:
+        """Place the pre-queue in the drawn order ((token, HMAC) ascending by HMAC): 1 done,
+        0 nothing to draw, -1 the list is not the whole pre-queue."""
+        args: list[EncodableT] = [str(opens_ms)]
+        for token, mac in drawn:
+            args += [token, mac]
+        status, _ = await self.scripts.draw(keys=concert_keys(concert_id), args=args)
+        return int(status)
+
+    async def unrevealed(self, concert_id: int) -> tuple[int, str] | None:
+        """A draw's opening and HMACs (hex, concatenated) not yet written to PostgreSQL."""
+        opens, hmacs = await self.redis.hmget(ConcertKeys(concert_id).state, "draw_opens",
+                                              "draw_hmacs")
+        if opens is None or hmacs is None:
+            return None
+        return int(text(opens)), text(hmacs)
+
+    async def revealed(self, concert_id: int) -> None:
+        await self.redis.hdel(ConcertKeys(concert_id).state, "draw_hmacs")
+
+    async def restore_openings(self, pending: Sequence[tuple[int, int]]) -> int:
+        """Put back scheduled openings ((concert id, ms)) that Redis lost and has not drawn."""
+        restored = 0
+        for concert_id, opens_ms in pending:
+            k = ConcertKeys(concert_id)
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.hget(k.config, "opens_at")
+                pipe.hget(k.state, "draw_opens")
+                current, drawn = await pipe.execute()
+            if current is None and (drawn is None or int(text(drawn)) != opens_ms):
+                await self.schedule(concert_id, opens_ms)
+                restored += 1
+        return restored

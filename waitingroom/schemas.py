@@ -43,6 +43,15 @@ AdmissionModeField = Annotated[AdmissionMode, msgspec.Meta(
     description="fixed: admit at admit_rate; inventory: the admitter chooses the rate, never "
                 "more admitted than the seats left can serve, slower while the booking API is "
                 "slow, admit_rate at most")]
+Opening = Annotated[str, msgspec.Meta(
+    max_length=40, extra_json_schema={"format": "date-time"},
+    description="RFC 3339 with an offset, rounded up to the whole second; a time already past "
+                "opens now. null opens a waiting pre-queue now")]
+PreQueue = Annotated[bool, msgspec.Meta(
+    description="Waiting for a scheduled opening: no position until the draw at opens_at")]
+OpensAt = Annotated[str | None, msgspec.Meta(
+    extra_json_schema={"format": "date-time"},
+    description="The scheduled opening this token waits for (pre-queue only)")]
 
 
 class QueuePatch(Request):
@@ -50,6 +59,7 @@ class QueuePatch(Request):
     max_active: MaxActive | msgspec.UnsetType = msgspec.UNSET
     paused: bool | msgspec.UnsetType = msgspec.UNSET
     admission_mode: AdmissionModeField | msgspec.UnsetType = msgspec.UNSET
+    opens_at: Opening | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class WhatIfRequest(Request):
@@ -112,16 +122,22 @@ class ConcertOut(Response):
     queue: QueueSummary
 
 
-class JoinOut(Response):
+class JoinOut(Response, omit_defaults=True):
+    """pre_queue and opens_at are there only in the pre-queue."""
+
     token: Token
     state: TokenState
     position: Position | None
     eta_seconds: Count | None
     expires_at: Time | None
     ws_url: Annotated[str, msgspec.Meta(extra_json_schema={"format": "uri"})]
+    pre_queue: PreQueue = False
+    opens_at: OpensAt = None
 
 
-class QueueStatusOut(Response):
+class QueueStatusOut(Response, omit_defaults=True):
+    """pre_queue and opens_at are there only in the pre-queue."""
+
     state: TokenState
     position: Position | None
     eta_seconds: Count | None
@@ -129,6 +145,8 @@ class QueueStatusOut(Response):
     concert_id: Id
     reason: ExpiryReason | None
     sold_out: bool
+    pre_queue: PreQueue = False
+    opens_at: OpensAt = None
 
 
 class AdminQueueOut(Response):
@@ -147,6 +165,26 @@ class AdminQueueOut(Response):
         "Why chosen_rate, a stable word: configured, paused, sold_out, seats_left, "
         "booking_latency, no_figures"))]
     rate_detail: Annotated[str, msgspec.Meta(description="The same in words, with figures")]
+    opens_at: Annotated[Time | None, msgspec.Meta(
+        description="The scheduled opening not drawn yet; null when none")] = None
+
+
+Hex = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]
+
+
+class DrawOut(Response):
+    """A concert's latest scheduled opening: the commitment before it, the draw after it."""
+
+    concert_id: Id
+    opens_at: Time
+    commitment: Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$",
+                                            description="sha256(seed), hex")]
+    drawn_at: Time | None = None
+    seed: Annotated[str | None, msgspec.Meta(
+        description="32 bytes, hex; null until the draw")] = None
+    hmacs: Annotated[list[Hex] | None, msgspec.Meta(
+        description="HMAC-SHA256(seed, token) of every token drawn, ascending: rank n is the "
+                    "n-th; null until the draw")] = None
 
 
 class LimitsOut(Response):
@@ -193,6 +231,12 @@ class AdmittedFrame(Frame, tag="admitted"):
 
 class ExpiredFrame(Frame, tag="expired"):
     reason: ExpiryReason
+
+
+class PreQueueFrame(Frame, tag="pre_queue"):
+    """Waiting for the opening: a position comes after the draw."""
+
+    opens_at: Time | None
 
 
 class SoldOutFrame(Frame, tag="sold_out"):

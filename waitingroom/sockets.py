@@ -52,6 +52,7 @@ class Waiter:
     ticket: int
     waiting: bool
     expires_ms: int | None = None
+    opens_ms: int | None = None  # in the pre-queue (ticket 0): the opening it waits for
     position: int | None = None
     eta: int | None = None
     rate: float | None = None

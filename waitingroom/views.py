@@ -14,7 +14,7 @@ from booking.errors import NotFound, ServiceUnavailable
 from booking.schemas import CHARGE_MAX, CHARGE_MIN
 from booking.wire import bearer, path_id, read_json, reply
 
-from . import errors, queries, tokenlog
+from . import draw, errors, queries, tokenlog
 from .appkeys import CONCERTS, IDENTITIES, METRICS, PG, QUEUES, SETTINGS
 from .identity import sign
 from .queue import Figures, Ticket
@@ -22,6 +22,7 @@ from .records import rfc3339
 from .schemas import (
     AdminQueueOut,
     ConcertOut,
+    DrawOut,
     IdentityOut,
     JoinOut,
     JoinRequest,
@@ -74,7 +75,9 @@ async def join(request: web.Request) -> web.Response:
     rec = ticket.record
     return reply(JoinOut(token=ticket.token, state=rec.state, position=ticket.position,
                          eta_seconds=ticket.rate.eta(ticket.position),
-                         expires_at=rfc3339(rec.expires_ms), ws_url=_ws_url(request, ticket.token)),
+                         expires_at=rfc3339(rec.expires_ms), ws_url=_ws_url(request, ticket.token),
+                         pre_queue=ticket.opens_ms is not None,
+                         opens_at=rfc3339(ticket.opens_ms)),
                  status=201 if ticket.created else 200)
 
 
@@ -83,7 +86,8 @@ def _status(ticket: Ticket) -> QueueStatusOut:
     return QueueStatusOut(state=rec.state, position=ticket.position,
                           eta_seconds=ticket.rate.eta(ticket.position),
                           expires_at=rfc3339(rec.expires_ms), concert_id=ticket.concert_id,
-                          reason=rec.reason, sold_out=ticket.rate.sold_out)
+                          reason=rec.reason, sold_out=ticket.rate.sold_out,
+                          pre_queue=ticket.opens_ms is not None, opens_at=rfc3339(ticket.opens_ms))
 
 
 async def queue_status(request: web.Request) -> web.Response:
@@ -100,6 +104,31 @@ async def leave(request: web.Request) -> web.Response:
         await tokenlog.record(queues, request.app[PG],
                               tokenlog.TokenChange(concert_id, expired=[token], reason="left"))
     return web.Response(status=204)
+
+
+# A published draw this long is worth compressing (when the client accepts it).
+COMPRESS_FROM_HMACS = 100
+
+
+async def concert_draw(request: web.Request) -> web.Response:
+    """The concert's latest opening: its commitment, and after the draw its seed and HMACs."""
+    concert_id = path_id(request, "concert_id")
+    await request.app[CONCERTS].require(concert_id)
+    row = await queries.latest_draw(request.app[PG], concert_id)
+    if row is None:
+        raise NotFound("This concert has no scheduled opening")
+    out = DrawOut(concert_id=concert_id, opens_at=draw.rfc3339_of(row["opens_at"]),
+                  commitment=row["commitment"])
+    if row["drawn_at"] is not None:
+        raw = bytes(row["hmacs"] or b"")
+        out.drawn_at = draw.rfc3339_of(row["drawn_at"])
+        out.seed = bytes(row["seed"]).hex()
+        out.hmacs = [raw[i:i + 32].hex() for i in range(0, len(raw), 32)]
+    response = reply(out)
+    response.headers["Cache-Control"] = "no-cache"
+    if out.hmacs is not None and len(out.hmacs) >= COMPRESS_FROM_HMACS:
+        response.enable_compression()
+    return response
 
 
 async def dev_sign_in(request: web.Request) -> web.Response:
@@ -175,11 +204,12 @@ async def admin_answer(app: web.Application, concert_id: int) -> AdminQueueOut:
     """The admin API's figures of one queue (also what the console's socket sends)."""
     f = (await app[QUEUES].figures([concert_id]))[concert_id]
     chosen, reason, detail = rate_choice(f)
+    opens_ms, _ = await app[QUEUES].opening(concert_id)
     return AdminQueueOut(concert_id=concert_id, waiting=f.waiting, active=f.active,
                          admitted_total=f.admitted_total, dropped_total=f.dropped_total,
                          admit_rate=f.admit_rate, max_active=f.max_active, paused=f.paused,
                          admission_mode=f.admission_mode, chosen_rate=chosen, rate_reason=reason,
-                         rate_detail=detail)
+                         rate_detail=detail, opens_at=rfc3339(opens_ms))
 
 
 async def _admin_figures(request: web.Request, concert_id: int) -> web.Response:
@@ -202,11 +232,17 @@ async def admin_patch_queue(request: web.Request) -> web.Response:
     max_active = None if patch.max_active is msgspec.UNSET else patch.max_active
     paused = None if patch.paused is msgspec.UNSET else patch.paused
     mode = None if patch.admission_mode is msgspec.UNSET else patch.admission_mode
+    opens_ms: int | None = None
+    if isinstance(patch.opens_at, str):
+        # Checked before anything is written: a bad time changes nothing.
+        opens_ms = draw.parse_opens_at(patch.opens_at, await request.app[QUEUES].clock_ms())
     # PostgreSQL first: it is what restores Redis if Redis comes back empty.
     await queries.save_queue_settings(request.app[PG], concert_id, admit_rate, max_active, paused,
                                       mode)
     await request.app[QUEUES].configure(concert_id, admit_rate=admit_rate, max_active=max_active,
                                         paused=paused, admission_mode=mode)
+    if patch.opens_at is not msgspec.UNSET:
+        await draw.schedule(request.app[QUEUES], request.app[PG], concert_id, opens_ms)
     return await _admin_figures(request, concert_id)
 
 
@@ -250,6 +286,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/v1/concerts", list_concerts)
     app.router.add_get("/api/v1/limits", limits)
+    app.router.add_get("/api/v1/concerts/{concert_id}/draw", concert_draw)
     app.router.add_post("/api/v1/concerts/{concert_id}/queue", join)
     app.router.add_get("/api/v1/queue", queue_status)
     app.router.add_delete("/api/v1/queue", leave)

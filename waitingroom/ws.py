@@ -13,7 +13,8 @@ from booking.wire import valid_token
 from .appkeys import LEASE, QUEUES, SETTINGS, SOCKETS
 from .errors import OriginNotAllowed
 from .problems import unavailable
-from .schemas import ExpiredFrame, PingFrame, PongFrame
+from .records import rfc3339
+from .schemas import ExpiredFrame, PingFrame, PongFrame, PreQueueFrame
 from .sockets import CLOSE_EXPIRED, CLOSE_STORE_DOWN, CLOSE_UNKNOWN, Waiter
 
 _encode = msgspec.json.Encoder().encode
@@ -52,7 +53,8 @@ async def queue_socket(request: web.Request) -> web.WebSocketResponse:
             rec = ticket.record
             waiter = Waiter(ws=ws, transport=request.transport, protocol=request.protocol,
                             token=ticket.token, concert_id=ticket.concert_id, ticket=rec.ticket,
-                            waiting=rec.state == "WAITING", expires_ms=rec.expires_ms)
+                            waiting=rec.state == "WAITING", expires_ms=rec.expires_ms,
+                            opens_ms=ticket.opens_ms)
             view = sockets.add(waiter)
     if store_down:
         await ws.close(code=CLOSE_STORE_DOWN, message=b"queue store unreachable; reconnect later")
@@ -68,7 +70,10 @@ async def queue_socket(request: web.Request) -> web.WebSocketResponse:
         if waiter.waiting:
             if view.rate is None:
                 view.rate = ticket.rate
-            if ticket.rate.sold_out:
+            if ticket.opens_ms is not None:
+                # In the pre-queue: the position comes after the draw (positions.py).
+                await sockets.send(waiter, PreQueueFrame(opens_at=rfc3339(ticket.opens_ms)))
+            elif ticket.rate.sold_out:
                 await sockets.tell_sold_out(waiter, True)
             else:
                 await sockets.position(waiter, view, ticket.position or 1)

@@ -11,6 +11,12 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
+-- Queue scores of pre-queue tokens (ticket 0) before the draw: those who joined before the
+-- opening all score PRE_SCORE; those who joined after it but before the draw, LATE_SCORE plus
+-- their arrival number. Every real ticket scores 1 or more.
+local PRE_SCORE, LATE_SCORE = -4503599627370496, -2251799813685248
+local AFTER_PRE = '(-4503599627370496'  -- as a range bound; Lua's own tostring would round it
+
 -- A token record is "state|user|ticket|expires_ms|reason", state W(aiting), A(vailable), E(xpired).
 local function parse(rec)
   return string.match(rec, '^(%a)|([^|]*)|([^|]*)|([^|]*)|([^|]*)$')
@@ -42,7 +48,9 @@ local function expire(token, rec, reason, now)
   if s == 'W' then
     redis.call('ZREM', K_Q, token)
     redis.call('ZREM', K_SEEN, token)
-    depart(t)
+    if t ~= '0' then
+      depart(t)
+    end
   elseif s == 'A' then
     redis.call('ZREM', K_ACT, token)
   end

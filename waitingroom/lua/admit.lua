@@ -10,7 +10,9 @@ local rate = tonumber(cfg[1] or ARGV[1])
 local max_active = tonumber(cfg[2] or ARGV[2])
 -- Sold out (no seat of the concert on sale, as the admitter last counted): admit nobody, as
 -- if paused; waiters keep their places for when seats come back.
+-- An opening scheduled and not drawn yet (draw.lua): the sale has not begun, nobody is admitted.
 local paused = cfg[3] == '1' or redis.call('HGET', K_STATE, 'on_sale') == '0'
+  or redis.call('HEXISTS', K_CFG, 'opens_at') == 1
 local ttl, grace, retention = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local batch = tonumber(ARGV[6])
 local tick = tonumber(ARGV[7])

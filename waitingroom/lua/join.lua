@@ -17,6 +17,21 @@ if existing then
   end
 end
 local token = ARGV[2]
+-- A scheduled opening not drawn yet: the token waits in the pre-queue, ticket 0 (draw.lua).
+local opens = tonumber(redis.call('HGET', K_CFG, 'opens_at'))
+if opens then
+  local score = PRE_SCORE
+  if now >= opens then
+    score = LATE_SCORE + redis.call('HINCRBY', K_STATE, 'late', 1)
+  end
+  local rec = pack('W', ARGV[1], 0, '', '')
+  redis.call('ZADD', K_Q, score, token)
+  redis.call('HSET', K_TOK, token, rec)
+  redis.call('HSET', K_USERS, ARGV[1], token)
+  redis.call('ZADD', K_SEEN, now, token)
+  local r = rate_info()
+  return {1, token, rec, 0, r[1], r[2], r[3], r[4]}
+end
 local ticket = redis.call('INCR', K_SEQ)
 local rec = pack('W', ARGV[1], ticket, '', '')
 redis.call('ZADD', K_Q, ticket, token)

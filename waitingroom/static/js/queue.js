@@ -31,6 +31,7 @@ let conn = "connecting"; // connecting | live | reconnecting | polling
 let ws = null, failures = 0, retryTimer = 0, pollTimer = 0, pingTimer = 0, polling = false, finished = false;
 let lastHeard = 0, heard = null;
 let lastAnnounce = 0, stopCountdown = null, concertName = "", extras = null;
+let opensAt = null, stopOpening = null; // in the pre-queue: the scheduled opening
 
 // -- showing ---------------------------------------------------------------------------
 function status() {
@@ -41,6 +42,9 @@ function status() {
   for (const e of document.querySelectorAll(".last-known")) e.hidden = !offline || position === null;
   let s;
   if (offline) s = "Connection lost — reconnecting… You keep your place. The figures below are the last known.";
+  else if (opensAt) s = Date.parse(opensAt) > Date.now()
+    ? "You're in the pre-queue. Keep this page open: your place in line is drawn at the opening."
+    : "The sale is opening: drawing the order of everyone who came before it…";
   else if (soldOut) s = "Every seat is held or sold just now. You keep your place: if seats come back on sale, the line moves again.";
   else if (position === null) s = "Finding your place in line…";
   else if (eta === null) s = "The queue is paused by the organiser. You keep your place; it moves again when they resume.";
@@ -69,6 +73,34 @@ function setSoldOut(now) {
   beat();
 }
 
+/** Waiting for a scheduled opening: a countdown to it, no place yet (the draw gives one). */
+function showPreQueue(at) {
+  beat();
+  if (opensAt === at) return;
+  opensAt = at;
+  $("#place").hidden = true;
+  $("#moving").hidden = true;
+  $("#pre-queue").hidden = false;
+  $("#draw-link").href = `/api/v1/concerts/${concertId}/draw`;
+  text($("#opens-at"), at ? "at " + localTime(at) : "");
+  if (stopOpening) stopOpening();
+  stopOpening = everySecond(() => {
+    const open = !opensAt || Date.parse(opensAt) <= Date.now();
+    text($("#opens-in"), open ? "now" : clock(opensAt));
+    document.title = open ? `Opening — ${concertName || "Waiting room"}`
+      : `Opens in ${clock(opensAt)} — ${concertName || "Waiting room"}`;
+    status();
+  });
+  text($("#announce"), "You're in the pre-queue. The sale opens at " + localTime(at) + ".");
+}
+
+function leavePreQueue() {
+  if (stopOpening) { stopOpening(); stopOpening = null; }
+  opensAt = null;
+  $("#pre-queue").hidden = true;
+  $("#place").hidden = false;
+}
+
 /** A frame or poll was heard: the figures are current as of now. */
 function beat() {
   heard = new Date();
@@ -76,6 +108,7 @@ function beat() {
 }
 
 function showPlace(pos, etaSeconds, admitRate) {
+  if (opensAt !== null || stopOpening) leavePreQueue();
   // The wait shown never grows while the line moves at an unchanged rate: an estimate that rises
   // while people go through reads as going backwards. A stalled line or a new rate may raise it.
   const moved = position !== null && pos < position;
@@ -136,6 +169,7 @@ function stopAll() {
   clearTimeout(retryTimer);
   stopPolling();
   dropSocket();
+  if (stopOpening) { stopOpening(); stopOpening = null; }
   // The card that follows says it all: the status line stays for screen readers only.
   $("#status").classList.remove("offline");
   $("#status").classList.add("visually-hidden");
@@ -188,6 +222,7 @@ function ended(reason) {
 function apply(s) {
   if (s.state === "AVAILABLE") admitted(s.expires_at);
   else if (s.state === "EXPIRED") ended(s.reason);
+  else if (s.pre_queue) showPreQueue(s.opens_at);
   else if (s.sold_out) { if (s.position) position = s.position; text($("#position"), num(s.position)); setSoldOut(true); }
   else showPlace(s.position, s.eta_seconds);
 }
@@ -225,6 +260,7 @@ function connect() {
     if (polling) stopPolling();
     if (conn !== "live") setConn("live");
     if (f.type === "position") showPlace(f.position, f.eta_seconds, f.admit_rate);
+    else if (f.type === "pre_queue") showPreQueue(f.opens_at);
     else if (f.type === "admitted") admitted(f.expires_at);
     else if (f.type === "expired") ended(f.reason);
     else if (f.type === "sold_out") setSoldOut(true);
