@@ -9,6 +9,7 @@ import asyncio
 import logging
 
 import asyncpg
+from redis.exceptions import RedisError
 
 from booking import queries as queries_booking
 from booking import sweeper
@@ -24,6 +25,10 @@ log = logging.getLogger(__name__)
 async def admit_concert(queues: Queues, pool: asyncpg.Pool | None, concert_id: int) -> Admission:
     """One admission tick of one concert: admit, time out, drop; tell sockets; write audit rows."""
     out = await queues.admit(concert_id)
+    try:
+        await queues.log_eta(concert_id, [a.ticket for a in out.admitted])
+    except RedisError as e:  # measuring must never hold up admission's own bookkeeping
+        log.warning("could not log the ETAs of concert %s: %r", concert_id, e)
     if out.admitted or out.timed_out:
         # Admission already happened in Redis; its rows follow now, or once PostgreSQL is back.
         await tokenlog.record(queues, pool, tokenlog.TokenChange(

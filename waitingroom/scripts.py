@@ -15,7 +15,8 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
 # Scripts on one concert's keys get the shared prelude (lua/_lib.lua); the others stand alone.
-_CONCERT = ("join", "status", "leave", "attach", "detach", "reap", "admit", "stock", "snapshot")
+_CONCERT = ("join", "status", "leave", "attach", "detach", "reap", "admit", "stock", "snapshot",
+            "etalog")
 _PLAIN = ("lease", "limit")
 
 
@@ -42,6 +43,7 @@ class Scripts:
     limit: AsyncScript
     stock: AsyncScript
     snapshot: AsyncScript
+    etalog: AsyncScript
 
     @classmethod
     def register(cls, redis: Client) -> Scripts:

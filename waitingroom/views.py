@@ -22,6 +22,7 @@ from .records import rfc3339
 from .schemas import (
     AdminQueueOut,
     ConcertOut,
+    EtaError,
     IdentityOut,
     JoinOut,
     JoinRequest,
@@ -74,7 +75,8 @@ async def join(request: web.Request) -> web.Response:
     rec = ticket.record
     return reply(JoinOut(token=ticket.token, state=rec.state, position=ticket.position,
                          eta_seconds=ticket.rate.eta(ticket.position),
-                         expires_at=rfc3339(rec.expires_ms), ws_url=_ws_url(request, ticket.token)),
+                         expires_at=rfc3339(rec.expires_ms), ws_url=_ws_url(request, ticket.token),
+                         eta_range=ticket.rate.eta_range(ticket.position)),
                  status=201 if ticket.created else 200)
 
 
@@ -83,7 +85,8 @@ def _status(ticket: Ticket) -> QueueStatusOut:
     return QueueStatusOut(state=rec.state, position=ticket.position,
                           eta_seconds=ticket.rate.eta(ticket.position),
                           expires_at=rfc3339(rec.expires_ms), concert_id=ticket.concert_id,
-                          reason=rec.reason, sold_out=ticket.rate.sold_out)
+                          reason=rec.reason, sold_out=ticket.rate.sold_out,
+                          eta_range=ticket.rate.eta_range(ticket.position))
 
 
 async def queue_status(request: web.Request) -> web.Response:
@@ -128,10 +131,13 @@ async def metrics(request: web.Request) -> web.Response:
     """Prometheus text: this process's figures, and every concert's queue as Redis has it."""
     m = request.app[METRICS]
     rows = await request.app[CONCERTS].all()
-    for f in (await request.app[QUEUES].figures([r["id"] for r in rows])).values():
+    ids = [r["id"] for r in rows]
+    for f in (await request.app[QUEUES].figures(ids)).values():
         m.concert(f.concert_id, f.waiting, f.active, f.admitted_total, f.dropped_total,
                   f.measured_rate if f.measured_rate is not None else f.admit_rate, f.admit_rate,
                   f.sold_out, f.on_sale)
+    for cid, e in (await request.app[QUEUES].eta_accuracy(ids)).items():
+        m.eta_error(cid, e.median, e.p90, e.samples)
     pool = request.app[PG]
     m.pg_pool.labels("in_use").set(pool.get_size() - pool.get_idle_size())
     m.pg_pool.labels("idle").set(pool.get_idle_size())
@@ -151,10 +157,13 @@ def _admin(request: web.Request) -> None:
 
 
 async def _admin_figures(request: web.Request, concert_id: int) -> web.Response:
-    f = (await request.app[QUEUES].figures([concert_id]))[concert_id]
+    queues = request.app[QUEUES]
+    f = (await queues.figures([concert_id]))[concert_id]
+    e = (await queues.eta_accuracy([concert_id]))[concert_id]
     return reply(AdminQueueOut(concert_id=concert_id, waiting=f.waiting, active=f.active,
                                admitted_total=f.admitted_total, dropped_total=f.dropped_total,
-                               admit_rate=f.admit_rate, max_active=f.max_active, paused=f.paused))
+                               admit_rate=f.admit_rate, max_active=f.max_active, paused=f.paused,
+                               eta_error=EtaError(median=e.median, p90=e.p90, samples=e.samples)))
 
 
 async def admin_queue(request: web.Request) -> web.Response:
