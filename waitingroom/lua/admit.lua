@@ -44,7 +44,7 @@ end
 -- shrinking over SETTLE ms; and at least the gap between the rate of the last few seconds (the
 -- time of MIN_SEEN admissions, 5 s at least) and the measured one, so that a change the window
 -- has not caught up with yet widens it.
-local SPREAD_MIN, SPREAD_NEW, SPREAD_MAX, SETTLE = 0.05, 0.3, 0.9, 10000
+local SPREAD_MIN, SPREAD_NEW, SPREAD_MAX, SETTLE = 0.05, 0.3, 0.9, 5000
 local function trust(now_ms_, total, r)
   local first = sample(redis.call('ZRANGE', K_HIST, 0, 0)[1])
   local s = math.max(SPREAD_MIN, SPREAD_NEW * (1 - (now_ms_ - first) / SETTLE))

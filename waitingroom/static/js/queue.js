@@ -2,7 +2,7 @@
 // when WebSockets fail, and the moment of admission. What the wait can be used for (previews,
 // the balance, a sound or a notification at one's turn) comes in later, from prepare.js.
 import {
-  $, api, clock, duration, dropTicket, everySecond, hourMinute, limits, localTime, minutes, num, pathId, roughly,
+  $, api, clock, dropTicket, everySecond, hourMinute, limits, localTime, minutes, num, pathId, roughly,
   saveTicket, text, ticket, tooSoon, tryAgainIn, userId,
 } from "./common.js";
 import { receipts, showReceipts } from "./receipt.js";
@@ -75,7 +75,18 @@ function beat() {
   status();
 }
 
-function showPlace(pos, etaSeconds, admitRate) {
+/** The ETA's range in words: "about 40–50 seconds", "about 4–6 minutes", "about 2–3 hours". */
+function span(etaSeconds, range) {
+  const [low, high] = range ? [Math.min(range[0], etaSeconds), Math.max(range[1], etaSeconds)] : [etaSeconds, etaSeconds];
+  const words = (l, h, unit) => (l === h ? `about ${l} ${unit}${l === 1 ? "" : "s"}` : `about ${l}–${h} ${unit}s`);
+  if (high < 60) return words(Math.max(1, low), Math.max(1, high), "second");
+  const lo = Math.round(low / 60), hi = Math.max(1, Math.round(high / 60));
+  if (hi >= 90) return words(Math.max(1, Math.round(low / 3600)), Math.round(high / 3600), "hour");
+  if (lo === 0) return `under ${hi === 1 ? "a minute" : hi + " minutes"}`;
+  return words(lo, hi, "minute");
+}
+
+function showPlace(pos, etaSeconds, admitRate, range) {
   // The wait shown never grows while the line moves at an unchanged rate: an estimate that rises
   // while people go through reads as going backwards. A stalled line or a new rate may raise it.
   const moved = position !== null && pos < position;
@@ -93,7 +104,7 @@ function showPlace(pos, etaSeconds, admitRate) {
     delete etaBox.dataset.seconds;
     text($("#eta-at"), "");
   } else {
-    text(etaBox, duration(etaSeconds));
+    text(etaBox, span(etaSeconds, range));
     etaBox.dataset.seconds = etaSeconds;
     text($("#eta-at"), "around " + hourMinute(Date.now() + etaSeconds * 1000));
   }
@@ -112,7 +123,7 @@ function showPlace(pos, etaSeconds, admitRate) {
   if (now - lastAnnounce > 15000 || pos <= 3) {
     lastAnnounce = now;
     text($("#announce"), `Your place in line: ${num(pos)}. ` + (etaSeconds === null ? "The queue is paused."
-      : `Estimated wait ${duration(etaSeconds)}.`));
+      : `Estimated wait ${span(etaSeconds, range)}.`));
   }
   beat();
 }
@@ -189,7 +200,7 @@ function apply(s) {
   if (s.state === "AVAILABLE") admitted(s.expires_at);
   else if (s.state === "EXPIRED") ended(s.reason);
   else if (s.sold_out) { if (s.position) position = s.position; text($("#position"), num(s.position)); setSoldOut(true); }
-  else showPlace(s.position, s.eta_seconds);
+  else showPlace(s.position, s.eta_seconds, undefined, s.eta_range);
 }
 
 // -- the WebSocket, with backoff and jitter --------------------------------------------
@@ -224,7 +235,7 @@ function connect() {
     failures = 0;
     if (polling) stopPolling();
     if (conn !== "live") setConn("live");
-    if (f.type === "position") showPlace(f.position, f.eta_seconds, f.admit_rate);
+    if (f.type === "position") showPlace(f.position, f.eta_seconds, f.admit_rate, f.eta_range);
     else if (f.type === "admitted") admitted(f.expires_at);
     else if (f.type === "expired") ended(f.reason);
     else if (f.type === "sold_out") setSoldOut(true);
