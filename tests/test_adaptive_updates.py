@@ -30,7 +30,8 @@ async def test_far_waiters_hear_less_often_and_every_display_stays_within_the_bo
     await add_concert()
     web = await spawn("web", WAIT_GRACE="600")
     k = ConcertKeys(1)
-    async with aiohttp.ClientSession() as s:
+    # No connection limit: the sockets must not take every connection the admin calls need.
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as s:
         async with s.patch(web.url + "/admin/concerts/1/queue", headers=ADMIN,
                            json={"admit_rate": RATE, "paused": True}) as r:
             assert r.status == 200
