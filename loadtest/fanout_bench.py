@@ -70,7 +70,7 @@ async def bare_phase(url: str, pid: int, sockets: int, seconds: float) -> dict[s
             async with s.get(url + "/stats") as r:
                 return await r.json()  # type: ignore[no-any-return]
         try:
-            ready = await pool.start()
+            ready = await pool.start(timeout=900)
             await asyncio.sleep(2)
             s0, c0, t0 = await stats(), cpu_seconds(pid), time.monotonic()
             await asyncio.sleep(seconds)
@@ -120,7 +120,7 @@ async def gateway_phase(stack: Stack, cid: int, first_user: int, sockets: int, s
                           ip_base=30)
         listener = asyncio.create_task(_follow(redis, cid, published))
         try:
-            ready = await pool.start()
+            ready = await pool.start(timeout=900)
             await configure(admit_rate=rate)
             await asyncio.sleep(5)  # past the first frames every socket gets when the line moves
             m0, c0, t0 = await metrics(), cpu_seconds(pid), time.monotonic()

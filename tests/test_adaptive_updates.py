@@ -9,6 +9,7 @@ import itertools
 from typing import Any
 
 import aiohttp
+import pytest
 from redis.asyncio import Redis
 
 from tests.conftest import Spawn
@@ -25,6 +26,7 @@ def bound(exact: int) -> float:
     return max(0.02 * exact, RATE * 1.0) + 2
 
 
+@pytest.mark.timeout(120)  # about 30 s; more on a busy machine
 async def test_far_waiters_hear_less_often_and_every_display_stays_within_the_bound(
         spawn: Spawn, add_concert: Any, redis: Redis) -> None:
     await add_concert()

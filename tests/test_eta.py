@@ -113,6 +113,7 @@ def _width(body: dict[str, Any]) -> float:
     return float((high - low) / body["eta_seconds"])
 
 
+@pytest.mark.timeout(120)  # about 30 s; more on a busy machine
 async def test_eta_error_is_measured_and_the_range_widens_after_a_rate_change_then_narrows(
         spawn: Spawn, add_concert: Any) -> None:
     await add_concert()
