@@ -76,7 +76,7 @@ function beat() {
 }
 
 /** The ETA's range in words: "about 40–50 seconds", "about 4–6 minutes", "about 2–3 hours". */
-function span(etaSeconds, range) {
+function waitWords(etaSeconds, range) {
   const [low, high] = range ? [Math.min(range[0], etaSeconds), Math.max(range[1], etaSeconds)] : [etaSeconds, etaSeconds];
   const words = (l, h, unit) => (l === h ? `about ${l} ${unit}${l === 1 ? "" : "s"}` : `about ${l}–${h} ${unit}s`);
   if (high < 60) return words(Math.max(1, low), Math.max(1, high), "second");
@@ -104,7 +104,7 @@ function showPlace(pos, etaSeconds, admitRate, range) {
     delete etaBox.dataset.seconds;
     text($("#eta-at"), "");
   } else {
-    text(etaBox, span(etaSeconds, range));
+    text(etaBox, waitWords(etaSeconds, range));
     etaBox.dataset.seconds = etaSeconds;
     text($("#eta-at"), "around " + hourMinute(Date.now() + etaSeconds * 1000));
   }
@@ -123,7 +123,7 @@ function showPlace(pos, etaSeconds, admitRate, range) {
   if (now - lastAnnounce > 15000 || pos <= 3) {
     lastAnnounce = now;
     text($("#announce"), `Your place in line: ${num(pos)}. ` + (etaSeconds === null ? "The queue is paused."
-      : `Estimated wait ${span(etaSeconds, range)}.`));
+      : `Estimated wait ${waitWords(etaSeconds, range)}.`));
   }
   beat();
 }
