@@ -64,7 +64,7 @@ async def test_poll_and_leave(client: AppClient, add_concert: AddConcert) -> Non
     resp = await client.get("/api/v1/queue", headers=bearer(token))
     assert await resp.json() == {"state": "WAITING", "position": 1, "eta_seconds": 1,
                                  "expires_at": None, "concert_id": cid, "reason": None,
-                                 "sold_out": False}
+                                 "sold_out": False, "eta_range": [0, 1]}
     assert (await client.delete("/api/v1/queue", headers=bearer(token))).status == 204
     assert (await client.delete("/api/v1/queue", headers=bearer(token))).status == 204
     resp = await client.get("/api/v1/queue", headers=bearer(token))
@@ -160,7 +160,8 @@ async def test_admin_figures_and_patch(client: AppClient, settings: Settings, ad
                                  "dropped_total": 0, "admit_rate": 10.0, "max_active": 1000,
                                  "paused": False, "admission_mode": "fixed", "chosen_rate": 10.0,
                                  "rate_reason": "configured", "rate_detail": "10/s as configured",
-                                 "opens_at": None}
+                                 "opens_at": None,
+                                 "eta_error": {"median": None, "p90": None, "samples": 0}}
     resp = await client.patch(f"/admin/concerts/{cid}/queue", headers=admin_headers(settings),
                               json={"admit_rate": 2.5, "max_active": 7, "paused": True})
     body = await resp.json()

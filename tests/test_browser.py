@@ -792,8 +792,12 @@ async def test_the_eta_never_rises_while_the_line_moves_and_stays_near_the_true_
         beats.add(shown[4])
         true_wait = position / rate
         assert abs(seconds - true_wait) <= 0.2 * true_wait, (position, seconds, rate)
-        minutes = round(seconds / 60)
-        assert shown[2] == ("under a minute" if seconds < 60 else f"about {minutes} min"), shown
+        # The range in words, around the ETA: "about 27–33 seconds", "about 3–4 minutes".
+        words = re.fullmatch(r"about (\d+)(?:–(\d+))? (second|minute)s?", shown[2])
+        assert words, shown
+        unit = 1 if words[3] == "second" else 60
+        low, high = int(words[1]) * unit, int(words[2] or words[1]) * unit
+        assert low - unit / 2 <= seconds <= high + unit / 2 and high - low <= 0.7 * seconds + unit, shown
         assert re.fullmatch(r"around \d{1,2}:\d\d( [AP]M)?", shown[3]), shown
         await asyncio.sleep(0.25)
     for (p0, s0, _), (p1, s1, _) in itertools.pairwise(seen):

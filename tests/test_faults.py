@@ -108,7 +108,8 @@ async def test_a_redis_restart_loses_no_place(spawn: Spawn, add_concert: Any,
                             headers={"Authorization": f"Bearer {tokens[0]}"}) as r:
             assert r.status == 204
         frame = await ws.receive_json(timeout=10)
-        assert frame == {"type": "position", "position": 9, "eta_seconds": None, "admit_rate": 10.0}
+        assert frame == {"type": "position", "position": 9, "eta_seconds": None, "admit_rate": 10.0,
+                         "eta_range": None}
         await ws.close()
 
 

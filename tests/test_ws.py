@@ -80,7 +80,8 @@ async def test_position_admitted_expired_flow(client: AppClient, queues: Queues,
     ticket = await join(client, concert, 1)
     ws = await client.ws_connect(f"/ws/queue?token={ticket['token']}")
     first = await next_frame(ws)
-    assert first == {"type": "position", "position": 1, "eta_seconds": None, "admit_rate": 20.0}
+    assert first == {"type": "position", "position": 1, "eta_seconds": None, "admit_rate": 20.0,
+                     "eta_range": None}
     await queues.configure(concert, paused=False)
     assert (await next_frame(ws, "position"))["eta_seconds"] == 1  # unpaused: an ETA again
     await admission.tick(queues, None)
@@ -238,7 +239,7 @@ async def test_slow_client_is_skipped_then_closed_without_holding_up_others(clie
     hub = client.app[SOCKETS]
     await eventually(lambda: _has(hub, slow_t))
     waiter = hub.by_token[slow_t][0]
-    frame = PositionFrame(position=1, eta_seconds=1, admit_rate=1.0)
+    frame = PositionFrame(position=1, eta_seconds=1, admit_rate=1.0, eta_range=[0, 2])
     # Stuff the slow client's pipes until the hub refuses to queue more for it.
     for _ in range(200_000):
         if not await asyncio.wait_for(hub.send(waiter, frame), 1):

@@ -9,6 +9,7 @@ import asyncio
 import logging
 
 import asyncpg
+from redis.exceptions import RedisError
 
 from booking import queries as queries_booking
 from booking import sweeper
@@ -31,6 +32,10 @@ async def admit_concert(queues: Queues, pool: asyncpg.Pool | None, concert_id: i
         out = await queues.admit(concert_id)
     else:
         out = await queues.admit(concert_id, choice.rate_cap, choice.people_cap)
+    try:
+        await queues.log_eta(concert_id, [a.ticket for a in out.admitted])
+    except RedisError as e:  # measuring must never hold up admission's own bookkeeping
+        log.warning("could not log the ETAs of concert %s: %s", concert_id, describe(e))
     if out.admitted or out.timed_out:
         # Admission already happened in Redis; its rows follow now, or once PostgreSQL is back.
         await tokenlog.record(queues, pool, tokenlog.TokenChange(

@@ -135,7 +135,8 @@ async def _postgres(app: web.Application) -> AsyncIterator[None]:
 
 async def _sockets(app: web.Application) -> AsyncIterator[None]:
     settings, queues = app[SETTINGS], app[QUEUES]
-    sockets = Sockets(settings.admit_rate, settings.slow_client_bytes, settings.slow_client_ticks)
+    sockets = Sockets(settings.admit_rate, settings.slow_client_bytes, settings.slow_client_ticks,
+                      settings.adaptive_updates)
     lease = Lease(queues, sockets, settings.tick_interval)
     positions = PositionTick(queues, sockets, lease, settings.tick_interval)
     app[SOCKETS], app[LEASE], app[POSITIONS] = sockets, lease, positions

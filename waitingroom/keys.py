@@ -94,5 +94,21 @@ class ConcertKeys:
     def history(self) -> str:  # ZSET "ms:admitted_total" -> ms, while people wait (rate window)
         return self._k("hist")
 
+    @property
+    def eta_cohorts(self) -> str:  # HASH first ticket -> "last;ms,position,rate;...", issued
+        return self._k("etac")
+
+    @property
+    def eta_index(self) -> str:  # ZSET first ticket -> first ticket, cohorts in order
+        return self._k("etai")
+
+    @property
+    def eta_due(self) -> str:  # ZSET first ticket -> ms of the cohort's next whole minute
+        return self._k("etad")
+
+    @property
+    def eta_errors(self) -> str:  # LIST the latest relative errors of ETAs, newest first
+        return self._k("etae")
+
     def held(self, proc_id: str) -> str:  # SET of tokens whose socket one web process holds
         return self._k(f"held:{proc_id}")

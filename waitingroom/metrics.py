@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 
@@ -60,6 +61,13 @@ class Metrics:
         self.on_sale = Gauge("waitingroom_seats_on_sale", "Seats on sale, as the admitter last "
                              "counted them (-1: not known)", concert, registry=r)
 
+        self.eta_error_q = Gauge("waitingroom_eta_error_ratio", "Relative error of the ETAs given "
+                               "(|predicted - actual| / actual) over the latest scored "
+                               "predictions, by quantile (NaN: none yet)", ["concert_id", "quantile"],
+                               registry=r)
+        self.eta_samples = Gauge("waitingroom_eta_error_samples", "Scored ETA predictions behind "
+                                 "waitingroom_eta_error_ratio", concert, registry=r)
+
     def gc_callback(self, phase: str, info: dict[str, int]) -> None:
         """gc.callbacks hook: times every collection; a long one stalls every socket."""
         if phase == "start":
@@ -89,6 +97,13 @@ class Metrics:
         self.configured_rate.labels(cid).set(configured)
         self.sold_out.labels(cid).set(1 if sold_out else 0)
         self.on_sale.labels(cid).set(on_sale)
+
+    def eta_error(self, concert_id: int, median: float | None, p90: float | None,
+                  samples: int) -> None:
+        cid = str(concert_id)
+        self.eta_error_q.labels(cid, "0.5").set(math.nan if median is None else median)
+        self.eta_error_q.labels(cid, "0.9").set(math.nan if p90 is None else p90)
+        self.eta_samples.labels(cid).set(samples)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

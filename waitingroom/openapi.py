@@ -87,7 +87,12 @@ OPERATIONS: tuple[Op, ...] = (
                    "Redis is down, and to open sockets once their process has not reached it "
                    "for five ticks (at least 3 s); reconnect with backoff, the place is kept. "
                    "Clients may send {\"type\": \"ping\"}. A request "
-                   "that is not a WebSocket upgrade: 400."),
+                   "that is not a WebSocket upgrade: 400. "
+                   "Position frames come every second "
+                   "near the front (an ETA of two minutes or less); further back, only once the "
+                   "position or ETA shown would be more than 1 % off, and at least every 5 s, so "
+                   "that what a client shows is never more than 2 % off the true position and "
+                   "ETA. Admitted, expired and sold_out frames are sent at once."),
     Op("listSchedules", "get", "/api/v1/concerts/{concert_id}/schedules",
        "Dates with at least one seat on sale", "booking", list[b.ScheduleOut], problems=(*_ID, *_TOKEN)),
     Op("getSeatMap", "get", "/api/v1/schedules/{schedule_id}/seats", "Seat map of one date", "booking",
@@ -148,7 +153,11 @@ OPERATIONS: tuple[Op, ...] = (
        media_type="text/plain"),
     Op("getQueueFigures", "get", "/admin/concerts/{concert_id}/queue", "A queue's figures", "admin",
        w.AdminQueueOut, auth="adminKey", problems=_ADMIN,
-       description="404 also when the admin API is off (no ADMIN_TOKEN)."),
+       description="404 also when the admin API is off (no ADMIN_TOKEN). eta_error: how far "
+                   "the ETAs given were off, |predicted - actual| / actual, median and 90th "
+                   "percentile over the latest 1,000 scored predictions (made at joining and at "
+                   "each whole minute of waiting, scored when the token is admitted after 5 s "
+                   "or more); null without any."),
     Op("configureQueue", "patch", "/admin/concerts/{concert_id}/queue", "Change a queue's live configuration",
        "admin", w.AdminQueueOut, body=w.QueuePatch, auth="adminKey", problems=(*_BODY, *_ADMIN),
        description="Any of admit_rate, max_active, paused, admission_mode and opens_at; every "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import math
 import random
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -31,6 +32,13 @@ from .settings import Settings
 
 # The queue score of tokens that joined before a scheduled opening (lua/_lib.lua PRE_SCORE).
 PRE_SCORE = -(2**52)
+
+# ETA accuracy (lua/etalog.lua): admitted tokens scored per concert per tick at most, the
+# shortest wait scored (a tick's granularity would swamp shorter ones), and errors kept.
+ETA_SCORED_PER_TICK = 50
+ETA_LEAST_WAIT_MS = 5000
+ETA_ERRORS_KEPT = 1000
+
 # A token index entry outlives any sane sale; an expired token's is cut to the retention period.
 INDEX_TTL = 7 * 86400
 # Tokens whose concert a process remembers. A token names one concert for life and is never
@@ -80,6 +88,27 @@ class Figures:
     chosen_rate: float | None = None
     rate_reason: str | None = None
     rate_detail: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class EtaAccuracy:
+    """Relative errors of the ETAs given (|predicted - actual| / actual), over the latest
+    scored predictions; None without any."""
+
+    median: float | None
+    p90: float | None
+    samples: int
+
+    @classmethod
+    def of(cls, errors: Sequence[float]) -> EtaAccuracy:
+        if not errors:
+            return cls(None, None, 0)
+        ranked = sorted(errors)
+
+        def rank(q: float) -> float:  # nearest rank
+            return ranked[max(0, math.ceil(q * len(ranked)) - 1)]
+
+        return cls(rank(0.5), rank(0.9), len(ranked))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -354,6 +383,24 @@ class Queues:
                     pipe.expire(keys.token_index(token), s.token_retention)
                 await pipe.execute()
         return out
+
+    async def log_eta(self, concert_id: int, admitted: Sequence[int]) -> int:
+        """Note the ETAs of those who joined since the last tick, and of those a whole minute
+        older; score the notes of the tickets just admitted. Returns the errors recorded."""
+        k = ConcertKeys(concert_id)
+        return int(await self.scripts.etalog(
+            keys=[*concert_keys(concert_id), k.eta_cohorts, k.eta_index, k.eta_due, k.eta_errors],
+            args=[ETA_SCORED_PER_TICK, ETA_LEAST_WAIT_MS, ETA_ERRORS_KEPT,
+                  self.settings.admit_rate, *admitted]))
+
+    async def eta_accuracy(self, concert_ids: Sequence[int]) -> dict[int, EtaAccuracy]:
+        """How far off each concert's ETAs were, per lua/etalog.lua."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for cid in concert_ids:
+                pipe.lrange(ConcertKeys(cid).eta_errors, 0, -1)
+            raw = await pipe.execute()
+        return {cid: EtaAccuracy.of([float(e) for e in errors])
+                for cid, errors in zip(concert_ids, raw, strict=True)}
 
     async def restore(self, saved: Sequence[tuple[int, float | None, int | None, bool | None,
                                                   AdmissionMode | None]]) -> int:

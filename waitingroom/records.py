@@ -37,6 +37,10 @@ class TokenRecord:
                    REASONS[reason] if reason else None)
 
 
+# The spread of a rate not measured yet (the configured one, or nobody waiting).
+UNMEASURED_SPREAD = 0.3
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class RateInfo:
     """Configured rate, paused flag and measured rate of one concert, and whether it sold out."""
@@ -45,15 +49,20 @@ class RateInfo:
     paused: bool
     measured: float | None
     sold_out: bool = False
+    # How far the rate may be off, relative (lua/admit.lua): the width of the ETA's range.
+    spread: float = UNMEASURED_SPREAD
 
     @classmethod
     def parse(cls, cfg_rate: object, paused: object, measured: object, on_sale: object,
               default_rate: float) -> RateInfo:
+        # The admitter stores "rate:spread", or ":spread" while it has not measured enough.
+        rate, _, spread = text(measured).partition(":") if measured else ("", "", "")
         return cls(
             float(text(cfg_rate)) if cfg_rate else default_rate,
             bool(paused) and text(paused) == "1",
-            float(text(measured)) if measured else None,
+            float(rate) if rate else None,
             bool(on_sale) and text(on_sale) == "0",
+            float(spread) if spread else UNMEASURED_SPREAD,
         )
 
     @property
@@ -66,6 +75,17 @@ class RateInfo:
         if position is None or self.paused or self.sold_out or self.effective <= 0:
             return None
         return math.ceil(position / self.effective)
+
+    def eta_range(self, position: int | None, eta: int | None = None) -> list[int] | None:
+        """[low, high] seconds around the ETA (eta, when given, is the one shown and always
+        lies inside), from the rate's spread; None when there is no ETA."""
+        if eta is None:
+            eta = self.eta(position)
+        if eta is None or position is None:
+            return None
+        exact = position / self.effective
+        return [max(0, min(eta, math.floor(exact * (1 - self.spread)))),
+                max(eta, math.ceil(exact * (1 + self.spread)))]
 
 
 def rfc3339(ms: int | None) -> str | None:

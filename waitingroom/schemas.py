@@ -37,6 +37,10 @@ Token = Annotated[str, msgspec.Meta(extra_json_schema={"format": "uuid"},
                                     description="A queue token (a UUID)")]
 Position = Annotated[int, msgspec.Meta(ge=1, description="1 for the next to be admitted")]
 Seconds = Annotated[int, msgspec.Meta(ge=1)]
+EtaRange = Annotated[list[Count], msgspec.Meta(
+    min_length=2, max_length=2,
+    description="[low, high] seconds: how far the ETA may be off, from how steady the measured "
+                "admission rate is; low <= eta_seconds <= high. null when eta_seconds is")]
 
 
 AdmissionModeField = Annotated[AdmissionMode, msgspec.Meta(
@@ -131,6 +135,7 @@ class JoinOut(Response, omit_defaults=True):
     eta_seconds: Count | None
     expires_at: Time | None
     ws_url: Annotated[str, msgspec.Meta(extra_json_schema={"format": "uri"})]
+    eta_range: EtaRange | None
     pre_queue: PreQueue = False
     opens_at: OpensAt = None
 
@@ -145,8 +150,21 @@ class QueueStatusOut(Response, omit_defaults=True):
     concert_id: Id
     reason: ExpiryReason | None
     sold_out: bool
+    eta_range: EtaRange | None
     pre_queue: PreQueue = False
     opens_at: OpensAt = None
+
+
+Ratio = Annotated[float, msgspec.Meta(ge=0)]
+
+
+class EtaError(Response):
+    """How far the ETAs given were off: |predicted - actual| / actual over the last scored
+    predictions (at joining and at each whole minute of waiting) of admitted tokens."""
+
+    median: Ratio | None
+    p90: Ratio | None
+    samples: Count
 
 
 class AdminQueueOut(Response):
@@ -165,6 +183,7 @@ class AdminQueueOut(Response):
         "Why chosen_rate, a stable word: configured, paused, sold_out, seats_left, "
         "booking_latency, no_figures"))]
     rate_detail: Annotated[str, msgspec.Meta(description="The same in words, with figures")]
+    eta_error: EtaError
     opens_at: Annotated[Time | None, msgspec.Meta(
         description="The scheduled opening not drawn yet; null when none")] = None
 
@@ -222,6 +241,7 @@ class PositionFrame(Frame, tag="position"):
     position: Position
     eta_seconds: Count | None
     admit_rate: Annotated[float, msgspec.Meta(ge=0, description="Measured, else configured")]
+    eta_range: EtaRange | None
 
 
 class AdmittedFrame(Frame, tag="admitted"):

@@ -16,7 +16,7 @@ from redis.exceptions import NoScriptError
 
 # Scripts on one concert's keys get the shared prelude (lua/_lib.lua); the others stand alone.
 _CONCERT = ("join", "status", "leave", "attach", "detach", "reap", "admit", "stock", "snapshot",
-            "draw")
+            "draw", "etalog")
 _PLAIN = ("lease", "limit")
 
 
@@ -44,6 +44,7 @@ class Scripts:
     stock: AsyncScript
     snapshot: AsyncScript
     draw: AsyncScript
+    etalog: AsyncScript
 
     @classmethod
     def register(cls, redis: Client) -> Scripts:

@@ -61,6 +61,9 @@ class Settings:
     # is closed once it has stayed behind for slow_client_ticks ticks.
     slow_client_bytes: int = 64 * 1024
     slow_client_ticks: int = 10
+    # Waiters far back get position frames only as their figures drift (sockets.NEAR_ETA);
+    # false: every waiter gets one every second, as the front does.
+    adaptive_updates: bool = True
     # Frames a client may send a socket per second (a burst of twice that); a client that keeps
     # sending past it (ws_flood_limit frames refused) is cut off.
     ws_client_rate: float = 5.0

@@ -23,6 +23,7 @@ from .schemas import (
     AdminQueueOut,
     ConcertOut,
     DrawOut,
+    EtaError,
     IdentityOut,
     JoinOut,
     JoinRequest,
@@ -77,7 +78,8 @@ async def join(request: web.Request) -> web.Response:
                          eta_seconds=ticket.rate.eta(ticket.position),
                          expires_at=rfc3339(rec.expires_ms), ws_url=_ws_url(request, ticket.token),
                          pre_queue=ticket.opens_ms is not None,
-                         opens_at=rfc3339(ticket.opens_ms)),
+                         opens_at=rfc3339(ticket.opens_ms),
+                         eta_range=ticket.rate.eta_range(ticket.position)),
                  status=201 if ticket.created else 200)
 
 
@@ -87,7 +89,8 @@ def _status(ticket: Ticket) -> QueueStatusOut:
                           eta_seconds=ticket.rate.eta(ticket.position),
                           expires_at=rfc3339(rec.expires_ms), concert_id=ticket.concert_id,
                           reason=rec.reason, sold_out=ticket.rate.sold_out,
-                          pre_queue=ticket.opens_ms is not None, opens_at=rfc3339(ticket.opens_ms))
+                          pre_queue=ticket.opens_ms is not None, opens_at=rfc3339(ticket.opens_ms),
+                          eta_range=ticket.rate.eta_range(ticket.position))
 
 
 async def queue_status(request: web.Request) -> web.Response:
@@ -157,10 +160,13 @@ async def metrics(request: web.Request) -> web.Response:
     """Prometheus text: this process's figures, and every concert's queue as Redis has it."""
     m = request.app[METRICS]
     rows = await request.app[CONCERTS].all()
-    for f in (await request.app[QUEUES].figures([r["id"] for r in rows])).values():
+    ids = [r["id"] for r in rows]
+    for f in (await request.app[QUEUES].figures(ids)).values():
         m.concert(f.concert_id, f.waiting, f.active, f.admitted_total, f.dropped_total,
                   f.measured_rate if f.measured_rate is not None else f.admit_rate, f.admit_rate,
                   f.sold_out, f.on_sale)
+    for cid, e in (await request.app[QUEUES].eta_accuracy(ids)).items():
+        m.eta_error(cid, e.median, e.p90, e.samples)
     pool = request.app[PG]
     m.pg_pool.labels("in_use").set(pool.get_size() - pool.get_idle_size())
     m.pg_pool.labels("idle").set(pool.get_idle_size())
@@ -205,11 +211,14 @@ async def admin_answer(app: web.Application, concert_id: int) -> AdminQueueOut:
     f = (await app[QUEUES].figures([concert_id]))[concert_id]
     chosen, reason, detail = rate_choice(f)
     opens_ms, _ = await app[QUEUES].opening(concert_id)
+    e = (await app[QUEUES].eta_accuracy([concert_id]))[concert_id]
     return AdminQueueOut(concert_id=concert_id, waiting=f.waiting, active=f.active,
                          admitted_total=f.admitted_total, dropped_total=f.dropped_total,
                          admit_rate=f.admit_rate, max_active=f.max_active, paused=f.paused,
                          admission_mode=f.admission_mode, chosen_rate=chosen, rate_reason=reason,
-                         rate_detail=detail, opens_at=rfc3339(opens_ms))
+                         rate_detail=detail,
+                         eta_error=EtaError(median=e.median, p90=e.p90, samples=e.samples),
+                         opens_at=rfc3339(opens_ms))
 
 
 async def _admin_figures(request: web.Request, concert_id: int) -> web.Response:

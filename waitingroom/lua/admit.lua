@@ -48,6 +48,26 @@ local function measure(now_ms_, total)
   return nil
 end
 
+-- How far the rate may be off, relative: an ETA's range is ETA x (1 +- spread). At least
+-- SPREAD_MIN; SPREAD_NEW for a measurement just begun (a new rate, a pause lifted, new demand),
+-- shrinking over SETTLE ms; and at least the gap between the rate of the last few seconds (the
+-- time of MIN_SEEN admissions, 5 s at least) and the measured one, so that a change the window
+-- has not caught up with yet widens it.
+local SPREAD_MIN, SPREAD_NEW, SPREAD_MAX, SETTLE = 0.05, 0.3, 0.9, 5000
+local function trust(now_ms_, total, r)
+  local first = sample(redis.call('ZRANGE', K_HIST, 0, 0)[1])
+  local s = math.max(SPREAD_MIN, SPREAD_NEW * (1 - (now_ms_ - first) / SETTLE))
+  if r and r > 0 then
+    local short = math.min(WINDOW / 2, math.max(5000, MIN_SEEN * 1000 / r))
+    local ms, then_total = sample(redis.call('ZRANGEBYSCORE', K_HIST, now_ms_ - short, '+inf',
+                                             'LIMIT', 0, 1)[1])
+    if now_ms_ - ms >= short / 2 then
+      s = math.max(s, math.abs((total - then_total) * 1000 / (now_ms_ - ms) - r) / r)
+    end
+  end
+  return math.min(SPREAD_MAX, s)
+end
+
 local timed_out = {}
 for _, token in ipairs(redis.call('ZRANGEBYSCORE', K_ACT, '-inf', now, 'LIMIT', 0, batch)) do
   local rec = redis.call('HGET', K_TOK, token)
@@ -76,7 +96,7 @@ end
 local st = redis.call('HMGET', K_STATE, 'budget', 'last_ms')
 local budget = tonumber(st[1]) or 0
 local last = tonumber(st[2])
-local measured = nil
+local measured, spread = nil, nil
 local elapsed = 0
 if last then
   elapsed = math.max(0, (now - last) / 1000)
@@ -118,14 +138,19 @@ else
     budget = budget - math.floor(budget)
   end
   if waiting > 0 then
-    measured = measure(now, tonumber(redis.call('HGET', K_STATE, 'admitted_total') or 0))
+    local total = tonumber(redis.call('HGET', K_STATE, 'admitted_total') or 0)
+    measured = measure(now, total)
+    spread = trust(now, total, measured)
   end
 end
 redis.call('HSET', K_STATE, 'budget', budget, 'last_ms', now)
+-- "rate:spread", or ":spread" while too little is measured (records.RateInfo.parse).
 if measured then
-  redis.call('HSET', K_STATE, 'rate', measured)
+  redis.call('HSET', K_STATE, 'rate', measured .. ':' .. spread)
+elseif spread then
+  redis.call('HSET', K_STATE, 'rate', ':' .. spread)
 else
-  -- Nobody waiting, paused, or too little seen yet: ETAs come from the configured rate, and
+  -- Nobody waiting, or paused: ETAs come from the configured rate, and
   -- a new measurement starts with the next demand.
   redis.call('HDEL', K_STATE, 'rate')
   if waiting == 0 or paused or rate <= 0 then

@@ -2,7 +2,7 @@
 // when WebSockets fail, and the moment of admission. What the wait can be used for (previews,
 // the balance, a sound or a notification at one's turn) comes in later, from prepare.js.
 import {
-  $, api, clock, duration, dropTicket, everySecond, hourMinute, limits, localTime, minutes, num, pathId, roughly,
+  $, api, clock, dropTicket, everySecond, hourMinute, limits, localTime, minutes, num, pathId, roughly,
   saveTicket, text, ticket, tooSoon, tryAgainIn, userId,
 } from "./common.js";
 import { receipts, showReceipts } from "./receipt.js";
@@ -107,7 +107,18 @@ function beat() {
   status();
 }
 
-function showPlace(pos, etaSeconds, admitRate) {
+/** The ETA's range in words: "about 40–50 seconds", "about 4–6 minutes", "about 2–3 hours". */
+function waitWords(etaSeconds, range) {
+  const [low, high] = range ? [Math.min(range[0], etaSeconds), Math.max(range[1], etaSeconds)] : [etaSeconds, etaSeconds];
+  const words = (l, h, unit) => (l === h ? `about ${l} ${unit}${l === 1 ? "" : "s"}` : `about ${l}–${h} ${unit}s`);
+  if (high < 60) return words(Math.max(1, low), Math.max(1, high), "second");
+  const lo = Math.round(low / 60), hi = Math.max(1, Math.round(high / 60));
+  if (hi >= 90) return words(Math.max(1, Math.round(low / 3600)), Math.round(high / 3600), "hour");
+  if (lo === 0) return `under ${hi === 1 ? "a minute" : hi + " minutes"}`;
+  return words(lo, hi, "minute");
+}
+
+function showPlace(pos, etaSeconds, admitRate, range) {
   if (opensAt !== null || stopOpening) leavePreQueue();
   // The wait shown never grows while the line moves at an unchanged rate: an estimate that rises
   // while people go through reads as going backwards. A stalled line or a new rate may raise it.
@@ -126,7 +137,7 @@ function showPlace(pos, etaSeconds, admitRate) {
     delete etaBox.dataset.seconds;
     text($("#eta-at"), "");
   } else {
-    text(etaBox, duration(etaSeconds));
+    text(etaBox, waitWords(etaSeconds, range));
     etaBox.dataset.seconds = etaSeconds;
     text($("#eta-at"), "around " + hourMinute(Date.now() + etaSeconds * 1000));
   }
@@ -145,7 +156,7 @@ function showPlace(pos, etaSeconds, admitRate) {
   if (now - lastAnnounce > 15000 || pos <= 3) {
     lastAnnounce = now;
     text($("#announce"), `Your place in line: ${num(pos)}. ` + (etaSeconds === null ? "The queue is paused."
-      : `Estimated wait ${duration(etaSeconds)}.`));
+      : `Estimated wait ${waitWords(etaSeconds, range)}.`));
   }
   beat();
 }
@@ -224,7 +235,7 @@ function apply(s) {
   else if (s.state === "EXPIRED") ended(s.reason);
   else if (s.pre_queue) showPreQueue(s.opens_at);
   else if (s.sold_out) { if (s.position) position = s.position; text($("#position"), num(s.position)); setSoldOut(true); }
-  else showPlace(s.position, s.eta_seconds);
+  else showPlace(s.position, s.eta_seconds, undefined, s.eta_range);
 }
 
 // -- the WebSocket, with backoff and jitter --------------------------------------------
@@ -259,7 +270,7 @@ function connect() {
     failures = 0;
     if (polling) stopPolling();
     if (conn !== "live") setConn("live");
-    if (f.type === "position") showPlace(f.position, f.eta_seconds, f.admit_rate);
+    if (f.type === "position") showPlace(f.position, f.eta_seconds, f.admit_rate, f.eta_range);
     else if (f.type === "pre_queue") showPreQueue(f.opens_at);
     else if (f.type === "admitted") admitted(f.expires_at);
     else if (f.type === "expired") ended(f.reason);
