@@ -102,6 +102,20 @@ async def test_console_asks_for_the_key_shows_live_figures_and_previews_a_change
     figures = await _admin_figures(site, cid)
     assert figures["admission_mode"] == "inventory" and figures["rate_reason"] == "seats_left"
 
+    # The ETA error is shown; the pre-queue's opening is set, then cleared, from the console.
+    await expect(card.locator('[data-f="eta_error"]')).to_be_visible()
+    opens = card.locator('[data-f="opens"]')
+    await expect(opens).to_have_text("not set")
+    await card.get_by_label("Pre-queue opens at").fill("2099-01-01T12:00:00")
+    await card.get_by_role("button", name="Set the opening").click()
+    await expect(card.locator('[data-f="message"]')).to_contain_text("Opening time set")
+    await expect(opens).not_to_have_text("not set")
+    opens_at = (await _admin_figures(site, cid))["opens_at"]
+    assert opens_at is not None and opens_at.startswith("2099-01-01"), opens_at
+    await card.get_by_role("button", name="No opening time").click()
+    await expect(opens).to_have_text("not set")
+    assert (await _admin_figures(site, cid))["opens_at"] is None
+
     # A reload keeps the key (same tab); no question asked again.
     await page.reload()
     await expect(waiting).to_be_visible()

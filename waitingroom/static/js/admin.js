@@ -92,7 +92,10 @@ function update(card, c, atMs) {
        (c.timed_out == null ? "" : ` · ${num(c.timed_out)} timed out · ${num(c.left)} left`));
   const eta = q.eta_error;
   for (const el of card.el.querySelectorAll('[data-if="eta_error"]')) el.hidden = !eta;
-  if (eta) text(field(card, "eta_error"), `median ${eta.median}, p90 ${eta.p90} (${num(eta.samples)} samples)`);
+  const pct = (x) => `${Math.round(x * 1000) / 10} %`;
+  if (eta) text(field(card, "eta_error"), eta.samples && eta.median !== null
+    ? `median ${pct(eta.median)}, p90 ${pct(eta.p90)} off (${num(eta.samples)} admitted)`
+    : "no one admitted yet to score");
   const hasOpens = "opens_at" in q;
   for (const el of card.el.querySelectorAll('[data-if="opens_at"]')) el.hidden = !hasOpens;
   if (hasOpens) text(field(card, "opens"), q.opens_at ? new Date(q.opens_at).toLocaleString() : "not set");
