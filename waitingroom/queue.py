@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import random
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -40,11 +41,13 @@ _encode = msgspec.json.Encoder().encode
 _decode_event = msgspec.json.Decoder(AnyEvent).decode
 
 
-def concert_keys(concert_id: int) -> list[str]:
-    """KEYS[1..NK] of every concert script, in the order lua/_lib.lua names them."""
+@functools.lru_cache(maxsize=4096)
+def concert_keys(concert_id: int) -> tuple[str, ...]:
+    """KEYS[1..NK] of every concert script, in the order lua/_lib.lua names them (built once
+    per concert: every join, poll and socket passes them)."""
     k = ConcertKeys(concert_id)
-    return [k.seq, k.queue, k.active, k.tokens, k.users, k.seen, k.departed, k.deplog, k.state,
-            k.config, k.gone, k.history]
+    return (k.seq, k.queue, k.active, k.tokens, k.users, k.seen, k.departed, k.deplog, k.state,
+            k.config, k.gone, k.history)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -152,12 +155,13 @@ class Queues:
         """The user's live token for this concert, or a new one at the back of the line."""
         new = str(uuid.uuid4())
         # One round trip: the new token's index is written alongside, and taken back in the
-        # rare case that the user already had a live token.
-        raw, _, _ = await self.batch.run(self.scripts.join, concert_keys(concert_id),
-                                         [user_id, new],
-                                         lambda pipe: (pipe.set(keys.token_index(new), concert_id,
-                                                                ex=INDEX_TTL),
-                                                       pipe.sadd(keys.CONCERTS, concert_id)))
+        # rare case that the user already had a live token. The concert's entry in the set of
+        # concerts goes once per batch of joins, not once per join.
+        index = keys.token_index(new)
+        raw, _ = await self.batch.run(
+            self.scripts.join, concert_keys(concert_id), (user_id, new),
+            lambda pipe: pipe.execute_command("SET", index, concert_id, "EX", INDEX_TTL),
+            once=("SADD", keys.CONCERTS, concert_id))
         created, token, *rest = raw
         token = text(token)
         if created:

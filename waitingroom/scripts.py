@@ -59,7 +59,12 @@ class _Call:
     args: Sequence[Any]
     more: Callable[[AnyPipeline], object]
     future: asyncio.Future[list[Any]]
+    once: tuple[Any, ...] | None = None
     size: int = 0
+
+
+def _nothing(pipe: AnyPipeline) -> None:
+    pass
 
 
 class AutoPipeline:
@@ -76,10 +81,16 @@ class AutoPipeline:
         self._flushes: set[asyncio.Task[None]] = set()
 
     async def run(self, script: AsyncScript, keys: Sequence[Any], args: Sequence[Any],
-                  more: Callable[[AnyPipeline], object] = lambda pipe: None) -> list[Any]:
-        """The script's result followed by those of the commands `more` adds to the pipeline."""
+                  more: Callable[[AnyPipeline], object] = _nothing,
+                  once: tuple[Any, ...] | None = None) -> list[Any]:
+        """The script's result followed by those of the commands `more` adds to the pipeline.
+
+        `once` is a command (its arguments) that must run alongside but is the same for many
+        callers (an idempotent one, such as SADD of a constant): the batch sends each distinct
+        one a single time, after the scripts, and fails every caller that asked for it if it
+        fails; its result is not returned."""
         loop = asyncio.get_running_loop()
-        call = _Call(script, keys, args, more, loop.create_future())
+        call = _Call(script, keys, args, more, loop.create_future(), once)
         self._waiting.append(call)
         if len(self._waiting) == 1:
             loop.call_soon(self._start_flush)
@@ -94,7 +105,7 @@ class AutoPipeline:
     async def _flush(self, calls: list[_Call]) -> None:
         for _ in range(2):
             try:
-                results = await self._execute(calls)
+                results, once_failed = await self._execute(calls)
             except Exception as e:  # the connection failed: every caller hears of it
                 for call in calls:
                     if not call.future.done():
@@ -107,7 +118,8 @@ class AutoPipeline:
                 if isinstance(mine[0], NoScriptError):
                     again.append(call)
                 elif not call.future.done():
-                    error = next((r for r in mine if isinstance(r, Exception)), None)
+                    error = next((r for r in mine if isinstance(r, Exception)),
+                                 once_failed.get(call.once) if call.once else None)
                     if error is not None:
                         call.future.set_exception(error)
                     else:
@@ -121,7 +133,9 @@ class AutoPipeline:
             if not call.future.done():
                 call.future.set_exception(RuntimeError("Redis forgot a script as soon as it was loaded"))
 
-    async def _execute(self, calls: list[_Call]) -> list[Any]:
+    async def _execute(self, calls: list[_Call]) -> tuple[list[Any], dict[Any, Exception]]:
+        """Every call's results, and the `once` commands that failed with their error."""
+        once: dict[tuple[Any, ...], None] = {}
         async with self.redis.pipeline(transaction=False) as pipe:
             for call in calls:
                 before = len(pipe)
@@ -131,5 +145,11 @@ class AutoPipeline:
                                      *call.args)
                 call.more(pipe)
                 call.size = len(pipe) - before
+                if call.once is not None:
+                    once[call.once] = None
+            for cmd in once:
+                pipe.execute_command(*cmd)
             results: list[Any] = await pipe.execute(raise_on_error=False)
-            return results
+            tail = results[len(results) - len(once):]
+            failed = {cmd: r for cmd, r in zip(once, tail, strict=True) if isinstance(r, Exception)}
+            return results, failed
