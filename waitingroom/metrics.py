@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
@@ -106,12 +107,21 @@ def route_of(request: web.Request) -> str:
 
 
 def metrics_middleware(metrics: Metrics) -> Middleware:
+    # The histogram's child per (route, method, status): labels() validates and locks on every
+    # call; the routes are a fixed set, so this stays small.
+    children: dict[tuple[str, str, int], Any] = {}
+
     @web.middleware
     async def measure(request: web.Request, handler: Handler) -> web.StreamResponse:
         started = time.perf_counter()
         response = await handler(request)
-        metrics.requests.labels(route_of(request), request.method, str(response.status)).observe(
-            time.perf_counter() - started)
+        key = (route_of(request), request.method, response.status)
+        child = children.get(key)
+        if child is None:
+            if len(children) > 10_000:
+                children.clear()
+            child = children[key] = metrics.requests.labels(key[0], key[1], str(key[2]))
+        child.observe(time.perf_counter() - started)
         code = response.get(PROBLEM_CODE)
         if code is not None:
             metrics.problems.labels(code).inc()

@@ -136,10 +136,11 @@ class Queues:
     def _rate(self, cfg_rate: Any, paused: Any, measured: Any, on_sale: Any) -> RateInfo:
         return RateInfo.parse(cfg_rate, paused, measured, on_sale, self.settings.admit_rate)
 
-    def _ticket(self, concert_id: int, token: str, raw: Sequence[Any]) -> Ticket:
+    def _ticket(self, concert_id: int, token: str, raw: Sequence[Any], created: bool = False
+                ) -> Ticket:
         record = TokenRecord.parse(raw[0])
         position = int(raw[1]) if record.state == "WAITING" else None
-        return Ticket(concert_id, token, record, position, self._rate(*raw[2:6]))
+        return Ticket(concert_id, token, record, position, self._rate(*raw[2:6]), created)
 
     async def ping(self) -> None:
         """Fails unless Redis answers."""
@@ -168,8 +169,7 @@ class Queues:
             self._remember(token, concert_id)
         else:
             await self.redis.delete(keys.token_index(new))
-        ticket = self._ticket(concert_id, token, rest)
-        return dataclasses.replace(ticket, created=bool(created))
+        return self._ticket(concert_id, token, rest, bool(created))
 
     async def concert_of(self, token: str) -> int:
         known = self._concert_of.get(token)
