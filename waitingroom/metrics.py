@@ -19,6 +19,8 @@ class Metrics:
         self.registry = CollectorRegistry()
         r = self.registry
         self.joins = Counter("waitingroom_joins", "Queue joins answered", ["result"], registry=r)
+        # Its two children, ready: a join counts itself without labels() each time.
+        self.joins_new, self.joins_again = self.joins.labels("new"), self.joins.labels("again")
         self.polls = Counter("waitingroom_polls", "Queue status polls answered", registry=r)
         self.sockets = Gauge("waitingroom_sockets", "Open queue WebSockets", registry=r)
         self.tick_seconds = Gauge("waitingroom_position_tick_seconds",

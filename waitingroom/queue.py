@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
+import os
 import random
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -39,6 +39,16 @@ KNOWN_TOKENS = 100_000
 
 _encode = msgspec.json.Encoder().encode
 _decode_event = msgspec.json.Decoder(AnyEvent).decode
+
+
+def new_token() -> str:
+    """A random (version 4) UUID in its text form, as str(uuid.uuid4()) gives, at a third of
+    the cost: every join makes one."""
+    b = bytearray(os.urandom(16))
+    b[6] = (b[6] & 0x0F) | 0x40
+    b[8] = (b[8] & 0x3F) | 0x80
+    h = b.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 @functools.lru_cache(maxsize=4096)
@@ -154,7 +164,7 @@ class Queues:
     # -- a client's token ----------------------------------------------------------------
     async def join(self, concert_id: int, user_id: int) -> Ticket:
         """The user's live token for this concert, or a new one at the back of the line."""
-        new = str(uuid.uuid4())
+        new = new_token()
         # One round trip: the new token's index is written alongside, and taken back in the
         # rare case that the user already had a live token. The concert's entry in the set of
         # concerts goes once per batch of joins, not once per join.
