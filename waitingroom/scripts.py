@@ -17,6 +17,8 @@ from redis.exceptions import NoScriptError
 # Scripts on one concert's keys get the shared prelude (lua/_lib.lua); the others stand alone.
 _CONCERT = ("join", "status", "leave", "attach", "detach", "reap", "admit", "stock", "snapshot")
 _PLAIN = ("lease", "limit")
+# Pipelines an AutoPipeline has in flight at once (see AutoPipeline._schedule).
+IN_FLIGHT = 2
 
 
 # A single Redis or a Redis Cluster (REDIS_CLUSTER=true): the same calls work on both, as long as
@@ -79,6 +81,7 @@ class AutoPipeline:
         self.redis = redis
         self._waiting: list[_Call] = []
         self._flushes: set[asyncio.Task[None]] = set()
+        self._scheduled = False
 
     async def run(self, script: AsyncScript, keys: Sequence[Any], args: Sequence[Any],
                   more: Callable[[AnyPipeline], object] = _nothing,
@@ -92,15 +95,29 @@ class AutoPipeline:
         loop = asyncio.get_running_loop()
         call = _Call(script, keys, args, more, loop.create_future(), once)
         self._waiting.append(call)
-        if len(self._waiting) == 1:
-            loop.call_soon(self._start_flush)
+        self._schedule(loop)
         return await call.future
 
+    def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
+        # At most IN_FLIGHT pipelines at once: calls made meanwhile wait for one to come back
+        # and go together in the next, so under load a batch grows with the load (one write
+        # and one read for many) instead of each turn of the loop paying its own round trip.
+        if not self._scheduled and self._waiting and len(self._flushes) < IN_FLIGHT:
+            self._scheduled = True
+            loop.call_soon(self._start_flush)
+
     def _start_flush(self) -> None:
+        self._scheduled = False
+        if not self._waiting:
+            return
         task = asyncio.get_running_loop().create_task(self._flush(self._waiting))
         self._waiting = []
         self._flushes.add(task)
-        task.add_done_callback(self._flushes.discard)
+        task.add_done_callback(self._flushed)
+
+    def _flushed(self, task: asyncio.Task[None]) -> None:
+        self._flushes.discard(task)
+        self._schedule(task.get_loop())
 
     async def _flush(self, calls: list[_Call]) -> None:
         for _ in range(2):
