@@ -120,3 +120,31 @@ async def test_remembered_tokens_are_bounded(queues: Queues, monkeypatch: pytest
     # The oldest were forgotten, and are read from the index again.
     assert [(await queues.lookup(t.token))[0] for t in tickets] == [1] * 5
     assert len(queues._concert_of) == 3
+
+
+async def test_batched_joins_across_concerts_each_list_their_concert_and_index(
+        queues: Queues) -> None:
+    # Joins made together share pipelines and send each concert's SADD once per batch: every
+    # concert must still be listed for the admitter, and every token indexed to its concert.
+    tickets = await asyncio.gather(*(queues.join(c, u) for u in range(1, 201) for c in (1, 2, 3)))
+    listed = {int(c) for c in await queues.redis.smembers(keys.CONCERTS)}
+    assert listed == {1, 2, 3}
+    for t in tickets:
+        raw = await queues.redis.get(keys.token_index(t.token))
+        assert raw is not None and int(raw) == t.concert_id
+    for c in (1, 2, 3):
+        places = sorted(t.position or 0 for t in tickets if t.concert_id == c)
+        assert places == list(range(1, 201))
+
+
+async def test_a_failing_shared_command_fails_its_callers_only(queues: Queues) -> None:
+    # A `once` command that fails (here: SADD on a key holding a string) fails every call
+    # that asked for it; a call in the same batch that did not ask for it is answered.
+    await queues.redis.set("wr-test:not-a-set", "x")
+    k = list(queue.concert_keys(1))
+    asking = queues.batch.run(queues.scripts.status, k, ["nope"],
+                              once=("SADD", "wr-test:not-a-set", 1))
+    other = queues.batch.run(queues.scripts.status, k, ["nope"])
+    results = await asyncio.gather(asking, other, return_exceptions=True)
+    assert isinstance(results[0], Exception) and "WRONGTYPE" in str(results[0])
+    assert results[1] == [None]  # the status script's answer: no such token

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
-import uuid
+import os
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -42,7 +42,7 @@ def configure(level: str, fmt: str) -> None:
 @web.middleware
 async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Give the request an id (X-Request-Id), in its log lines and its answer's header."""
-    rid = uuid.uuid4().hex[:16]
+    rid = os.urandom(8).hex()  # 16 hex digits, as many random bits as before, cheaper
     token = request_id.set(rid)
     try:
         response = await handler(request)

@@ -6,6 +6,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
@@ -19,6 +20,8 @@ class Metrics:
         self.registry = CollectorRegistry()
         r = self.registry
         self.joins = Counter("waitingroom_joins", "Queue joins answered", ["result"], registry=r)
+        # Its two children, ready: a join counts itself without labels() each time.
+        self.joins_new, self.joins_again = self.joins.labels("new"), self.joins.labels("again")
         self.polls = Counter("waitingroom_polls", "Queue status polls answered", registry=r)
         self.sockets = Gauge("waitingroom_sockets", "Open queue WebSockets", registry=r)
         self.tick_seconds = Gauge("waitingroom_position_tick_seconds",
@@ -121,12 +124,21 @@ def route_of(request: web.Request) -> str:
 
 
 def metrics_middleware(metrics: Metrics) -> Middleware:
+    # The histogram's child per (route, method, status): labels() validates and locks on every
+    # call; the routes are a fixed set, so this stays small.
+    children: dict[tuple[str, str, int], Any] = {}
+
     @web.middleware
     async def measure(request: web.Request, handler: Handler) -> web.StreamResponse:
         started = time.perf_counter()
         response = await handler(request)
-        metrics.requests.labels(route_of(request), request.method, str(response.status)).observe(
-            time.perf_counter() - started)
+        key = (route_of(request), request.method, response.status)
+        child = children.get(key)
+        if child is None:
+            if len(children) > 10_000:
+                children.clear()
+            child = children[key] = metrics.requests.labels(key[0], key[1], str(key[2]))
+        child.observe(time.perf_counter() - started)
         code = response.get(PROBLEM_CODE)
         if code is not None:
             metrics.problems.labels(code).inc()

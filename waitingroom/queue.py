@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import math
+import os
 import random
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -50,11 +51,23 @@ _encode = msgspec.json.Encoder().encode
 _decode_event = msgspec.json.Decoder(AnyEvent).decode
 
 
-def concert_keys(concert_id: int) -> list[str]:
-    """KEYS[1..NK] of every concert script, in the order lua/_lib.lua names them."""
+def new_token() -> str:
+    """A random (version 4) UUID in its text form, as str(uuid.uuid4()) gives, at a third of
+    the cost: every join makes one."""
+    b = bytearray(os.urandom(16))
+    b[6] = (b[6] & 0x0F) | 0x40
+    b[8] = (b[8] & 0x3F) | 0x80
+    h = b.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+@functools.lru_cache(maxsize=4096)
+def concert_keys(concert_id: int) -> tuple[str, ...]:
+    """KEYS[1..NK] of every concert script, in the order lua/_lib.lua names them (built once
+    per concert: every join, poll and socket passes them)."""
     k = ConcertKeys(concert_id)
-    return [k.seq, k.queue, k.active, k.tokens, k.users, k.seen, k.departed, k.deplog, k.state,
-            k.config, k.gone, k.history]
+    return (k.seq, k.queue, k.active, k.tokens, k.users, k.seen, k.departed, k.deplog, k.state,
+            k.config, k.gone, k.history)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -165,10 +178,11 @@ class Queues:
     def _rate(self, cfg_rate: Any, paused: Any, measured: Any, on_sale: Any) -> RateInfo:
         return RateInfo.parse(cfg_rate, paused, measured, on_sale, self.settings.admit_rate)
 
-    def _ticket(self, concert_id: int, token: str, raw: Sequence[Any]) -> Ticket:
+    def _ticket(self, concert_id: int, token: str, raw: Sequence[Any], created: bool = False
+                ) -> Ticket:
         record = TokenRecord.parse(raw[0])
         position = int(raw[1]) if record.state == "WAITING" and record.ticket else None
-        return Ticket(concert_id, token, record, position, self._rate(*raw[2:6]))
+        return Ticket(concert_id, token, record, position, self._rate(*raw[2:6]), created)
 
     async def ping(self) -> None:
         """Fails unless Redis answers."""
@@ -182,22 +196,22 @@ class Queues:
     # -- a client's token ----------------------------------------------------------------
     async def join(self, concert_id: int, user_id: int) -> Ticket:
         """The user's live token for this concert, or a new one at the back of the line."""
-        new = str(uuid.uuid4())
+        new = new_token()
         # One round trip: the new token's index is written alongside, and taken back in the
-        # rare case that the user already had a live token.
-        raw, _, _ = await self.batch.run(self.scripts.join, concert_keys(concert_id),
-                                         [user_id, new],
-                                         lambda pipe: (pipe.set(keys.token_index(new), concert_id,
-                                                                ex=INDEX_TTL),
-                                                       pipe.sadd(keys.CONCERTS, concert_id)))
+        # rare case that the user already had a live token. The concert's entry in the set of
+        # concerts goes once per batch of joins, not once per join.
+        index = keys.token_index(new)
+        raw, _ = await self.batch.run(
+            self.scripts.join, concert_keys(concert_id), (user_id, new),
+            lambda pipe: pipe.execute_command("SET", index, concert_id, "EX", INDEX_TTL),
+            once=("SADD", keys.CONCERTS, concert_id))
         created, token, *rest = raw
         token = text(token)
         if created:
             self._remember(token, concert_id)
         else:
             await self.redis.delete(keys.token_index(new))
-        ticket = self._ticket(concert_id, token, rest)
-        return await self._pre_queue(dataclasses.replace(ticket, created=bool(created)))
+        return await self._pre_queue(self._ticket(concert_id, token, rest, bool(created)))
 
     async def _pre_queue(self, ticket: Ticket) -> Ticket:
         """A ticket with the opening it waits for, when it is in the pre-queue (ticket 0)."""

@@ -72,7 +72,8 @@ async def join(request: web.Request) -> web.Response:
         body.user_id if isinstance(body.user_id, int) else None)
     await request.app[CONCERTS].require(concert_id)
     ticket = await request.app[QUEUES].join(concert_id, user_id)
-    request.app[METRICS].joins.labels("new" if ticket.created else "again").inc()
+    metrics = request.app[METRICS]
+    (metrics.joins_new if ticket.created else metrics.joins_again).inc()
     rec = ticket.record
     return reply(JoinOut(token=ticket.token, state=rec.state, position=ticket.position,
                          eta_seconds=ticket.rate.eta(ticket.position),
