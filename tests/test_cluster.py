@@ -280,9 +280,9 @@ async def test_the_gateway_runs_unchanged_on_a_cluster(spawn: Spawn, pg: asyncpg
             await ws.close()
 
 
-@pytest.mark.xfail(reason="seen with redis-py 8.1: after a failover a client sometimes keeps "
-                   "routing the dead primary's slots to it (ConnectionError until restarted); "
-                   "passes when the client's slot map refresh lands after the promotion",
+@pytest.mark.xfail(reason="not yet survived reliably: seen with redis-py 8.1 on this test "
+                   "cluster, polls refused by the dead primary for 30 s (its slots not seen on "
+                   "the promoted replica), and once a 500 during the failover",
                    strict=False)
 async def test_a_primary_killed_is_like_a_redis_restart(spawn: Spawn, pg: asyncpg.Pool,
                                                         fresh: RedisCluster) -> None:
@@ -294,6 +294,15 @@ async def test_a_primary_killed_is_like_a_redis_restart(spawn: Spawn, pg: asyncp
     async with aiohttp.ClientSession() as s:
         await _configure(s, web.url, a, paused=True, admit_rate=5)
         tokens = [(await _join(s, web.url, a, user))["token"] for user in range(101, 111)]
+
+        # The admitter has met the cluster (a process that first starts while the node named
+        # by REDIS_URL is dead cannot find the others): its tick has recorded itself.
+        state = ConcertKeys(a).state
+
+        async def ticked() -> bool:
+            return cluster.cli(cluster.primary_of(state), "hexists", state, "last_ms") == "1"
+
+        await eventually(ticked, timeout=30, interval=0.1)
         ws = await s.ws_connect(f"{web.url}/ws/queue?token={tokens[4]}")
         assert (await _frame(ws, "position"))["position"] == 5
         await asyncio.sleep(0.5)  # replication is asynchronous: let the replica catch up
