@@ -45,6 +45,21 @@ SOCKET_TARGET = 19_000
 FD_HEADROOM = 800  # Redis and PostgreSQL pools, listeners, log files
 
 
+async def follow_admissions(redis: Redis, cid: int, published: dict[str, float]) -> None:
+    """Timestamp every admitted event as this process receives it from Redis."""
+    pubsub = redis.pubsub(ignore_subscribe_messages=True)
+    await pubsub.subscribe(channel(cid))
+    try:
+        async for msg in pubsub.listen():
+            now = time.time()
+            event = json.loads(msg["data"])
+            if event[0] == "a":
+                for token in event[1]:
+                    published.setdefault(token, now)
+    finally:
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+
 @dataclasses.dataclass
 class Plan:
     """How long each phase runs: the default run, or a smoke run with --quick."""
@@ -243,7 +258,7 @@ class Bench:
             idle_cpu = (c1 - c0) / (t1 - t0) if pid else None
             with self.timed("fan-out + admission"):
                 if redis is not None:
-                    listener = asyncio.create_task(self._follow(redis, cid, published))
+                    listener = asyncio.create_task(follow_admissions(redis, cid, published))
                 await self.configure(cid, admit_rate=p.admit_rate)
                 await asyncio.sleep(max(3.0, p.warm + 1))
                 st0 = await self._admit_state(redis, cid)
@@ -312,20 +327,6 @@ class Bench:
             f"{os.cpu_count()} cores; WebSocket client processes {100 * (cl1 - cl0) / (t1 - t0):.0f} "
             "% of one core in all")
         self._admission(st0, st1, t1 - t0, published, done["admitted"])
-
-    async def _follow(self, redis: Redis, cid: int, published: dict[str, float]) -> None:
-        """Timestamp every admitted event as the bench process receives it from Redis."""
-        pubsub = redis.pubsub(ignore_subscribe_messages=True)
-        await pubsub.subscribe(channel(cid))
-        try:
-            async for msg in pubsub.listen():
-                now = time.time()
-                event = json.loads(msg["data"])
-                if event[0] == "a":
-                    for token in event[1]:
-                        published.setdefault(token, now)
-        finally:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def _admit_state(self, redis: Redis | None, cid: int) -> tuple[int, float] | None:
         """(admitted_total, Redis time of the admission tick that made it), read atomically."""

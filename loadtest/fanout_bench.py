@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import sys
 import time
 from pathlib import Path
@@ -24,9 +23,9 @@ import aiohttp
 import uvloop
 from redis.asyncio import Redis
 
-from waitingroom.keys import channel
 from waitingroom.servers import free_port
 
+from .bench import follow_admissions
 from .clients import ClientPool
 from .procstat import cpu_seconds, raise_nofile
 from .sampler import parse_metrics
@@ -35,21 +34,6 @@ from .stack import Stack, managed, start_bare
 REPORTS = Path(__file__).parent / "reports"
 # Sockets at the front of the line held by the bench itself, to time their admitted frames.
 FRONT = 200
-
-
-async def _follow(redis: Redis, cid: int, published: dict[str, float]) -> None:
-    """Timestamp every admitted event as this process receives it from Redis."""
-    pubsub = redis.pubsub(ignore_subscribe_messages=True)
-    await pubsub.subscribe(channel(cid))
-    try:
-        async for msg in pubsub.listen():
-            now = time.time()
-            event = json.loads(msg["data"])
-            if event[0] == "a":
-                for token in event[1]:
-                    published.setdefault(token, now)
-    finally:
-        await pubsub.aclose()  # type: ignore[no-untyped-call]
 
 
 async def _drop(pool: ClientPool) -> None:
@@ -118,7 +102,7 @@ async def gateway_phase(stack: Stack, cid: int, first_user: int, sockets: int, s
         watchers = [asyncio.create_task(watch(t)) for t in front]
         pool = ClientPool(stack.url, sockets, gateway=True, concert_id=cid, first_user=first_user,
                           ip_base=30)
-        listener = asyncio.create_task(_follow(redis, cid, published))
+        listener = asyncio.create_task(follow_admissions(redis, cid, published))
         try:
             ready = await pool.start(timeout=900)
             await configure(admit_rate=rate)

@@ -73,9 +73,7 @@ async def prepare(dsn: str, payers: int, sold: int) -> Venue:
     conn = await asyncpg.connect(dsn)
     try:
         async with conn.transaction():
-            await conn.execute(plain.SCHEMA)
-            concert = await conn.fetchval(
-                "INSERT INTO concerts (name, host) VALUES ('Stadium', 'Bench Stadium') RETURNING id")
+            concert = await _start(conn)
             dates = []
             for _ in range(5):
                 dates.append(await conn.fetchval(ADD_SCHEDULE, concert))
@@ -88,9 +86,7 @@ async def prepare(dsn: str, payers: int, sold: int) -> Venue:
             for schedule in (PLAIN_EMPTY, PLAIN_SOLD, PLAIN_THROUGHPUT):
                 await conn.execute(plain.ADD_SEATS, schedule, schedule * 1_000_000, SEATS, PRICE)
             await conn.execute(plain.FILL, PLAIN_SOLD, sold)
-            await conn.execute(plain.ADD_SEATS, PLAIN_PAY, PLAIN_PAY_BASE,
-                               PLAIN_PAY_BARE + PLAIN_PAY_EXTRA, PRICE)
-            await conn.execute(plain.HOLD_FOR_PAYMENT, PLAIN_PAY)
+            await _plain_payers(conn)
             await conn.execute(PLAIN_DATES)
         await conn.execute("VACUUM (ANALYZE)")
     finally:
@@ -105,16 +101,27 @@ async def prepare_payers(dsn: str, payers: int) -> None:
     conn = await asyncpg.connect(dsn)
     try:
         async with conn.transaction():
-            await conn.execute(plain.SCHEMA)
-            concert = await conn.fetchval(
-                "INSERT INTO concerts (name, host) VALUES ('Stadium', 'Bench Stadium') RETURNING id")
+            concert = await _start(conn)
             await add_payers(conn, payers, await conn.fetchval(ADD_SCHEDULE, concert))
-            await conn.execute(plain.ADD_SEATS, PLAIN_PAY, PLAIN_PAY_BASE,
-                               PLAIN_PAY_BARE + PLAIN_PAY_EXTRA, PRICE)
-            await conn.execute(plain.HOLD_FOR_PAYMENT, PLAIN_PAY)
+            await _plain_payers(conn)
         await conn.execute("VACUUM (ANALYZE)")
     finally:
         await conn.close()
+
+
+async def _start(conn: asyncpg.Connection) -> int:
+    """The plain tables, and the stadium concert of our schema: its id."""
+    await conn.execute(plain.SCHEMA)
+    concert: int = await conn.fetchval(
+        "INSERT INTO concerts (name, host) VALUES ('Stadium', 'Bench Stadium') RETURNING id")
+    return concert
+
+
+async def _plain_payers(conn: asyncpg.Connection) -> None:
+    """The plain payment workload: its seats, held for payment."""
+    await conn.execute(plain.ADD_SEATS, PLAIN_PAY, PLAIN_PAY_BASE,
+                       PLAIN_PAY_BARE + PLAIN_PAY_EXTRA, PRICE)
+    await conn.execute(plain.HOLD_FOR_PAYMENT, PLAIN_PAY)
 
 
 async def add_payers(conn: asyncpg.Connection, count: int, schedule: int) -> None:
