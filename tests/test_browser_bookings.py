@@ -306,16 +306,18 @@ async def test_refusals_and_a_busy_server_are_explained(pg: asyncpg.Pool, site: 
     assert await balance_of(pg, 50) == 2_000_000 - 10_000  # the first date's seat back, once
     assert await pg.fetchval("SELECT count(*) FROM refunds WHERE payment_id = $1", first) == 1
 
-    # A busy server: the page says when to try again, and sends nothing sooner.
+    # A busy server: the page says when to try again, and sends nothing sooner (long enough a
+    # wait that a slow machine still clicks again inside it).
     newer = page.locator("#list > li").nth(0)
     sent: list[float] = []
+    retry_after = 5
 
     async def busy_once(route: Route) -> None:
         sent.append(time.monotonic())
         if len(sent) > 1:
             await route.continue_()
         else:
-            await route.fulfill(**problem(429, "rate_limited", {"Retry-After": "2"}))
+            await route.fulfill(**problem(429, "rate_limited", {"Retry-After": str(retry_after)}))
 
     await page.route(REFUND, busy_once)
     await pg.execute("UPDATE concert_schedules SET concert_date = current_date - 2 WHERE id = $1", s2)
@@ -323,11 +325,11 @@ async def test_refusals_and_a_busy_server_are_explained(pg: asyncpg.Pool, site: 
     dialog = page.get_by_role("dialog")
     await dialog.get_by_role("button", name="Refund ₩10,000").click()
     await expect(dialog.get_by_role("alert")).to_have_text(
-        "Lots of people right now — please try again in 2 s.")
+        f"Lots of people right now — please try again in {retry_after} s.")
     await dialog.get_by_role("button", name="Refund ₩10,000").click()
     await expect(dialog.get_by_role("alert")).to_contain_text("please try again in")
     assert len(sent) == 1
-    await asyncio.sleep(max(0.0, sent[0] + 2.1 - time.monotonic()))
+    await asyncio.sleep(max(0.0, sent[0] + retry_after + 0.1 - time.monotonic()))
     # Past the concert date: refunds are closed, and the booking stays paid.
     await dialog.get_by_role("button", name="Refund ₩10,000").click()
     await expect(page.locator("#alert")).to_contain_text("refunds close on the concert date")

@@ -67,3 +67,16 @@ async def test_booking_503_while_away_queue_goes_on_rows_catch_up(shop: Shop, ou
     assert state == "AVAILABLE"  # the admission made while away reached the table
     assert await shop.queues.redis.llen("wr:deferred") == 0
     await shop.audit()
+
+
+async def test_a_refused_connection_is_a_connection_failure(database_url: str,
+                                                            outage: Outage) -> None:
+    # Refused while connecting (here: the database takes no connections) is a connection
+    # failure, whatever error PostgreSQL sends: the request gets a 503, never a 500.
+    from waitingroom.app import pg_connect
+    from waitingroom.problems import unavailable
+
+    await outage(True)
+    with pytest.raises(asyncpg.exceptions.ClientCannotConnectError) as caught:
+        await pg_connect(database_url)
+    assert unavailable(caught.value) and "accepting connections" in str(caught.value)

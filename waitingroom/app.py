@@ -76,6 +76,11 @@ async def pg_connect(*args: Any, **kwargs: Any) -> asyncpg.Connection:
     except FileNotFoundError as e:
         raise asyncpg.exceptions.ClientCannotConnectError(
             f"PostgreSQL is not listening on its socket: {e}") from e
+    except asyncpg.PostgresError as e:
+        # Refused while connecting (the database is not accepting connections, the server is
+        # starting or stopping, too many clients): no session was had, so it is unavailable.
+        raise asyncpg.exceptions.ClientCannotConnectError(
+            f"PostgreSQL refused the connection: {e}") from e
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:

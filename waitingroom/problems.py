@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -44,10 +45,18 @@ _UNAVAILABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
 _UNAVAILABLE_SQLSTATES = ("08", "57", "53")
 
 
+# asyncpg on a pooled connection whose server process was terminated while it was idle: the
+# server's last words (an error) were read, the end of the connection not yet, and the
+# connection still consumes that error (its protocol's state 2) when the next query comes.
+_TERMINATED_UNDER_US = re.compile(r"cannot switch to state \d+; another operation \(2\) is in progress")
+
+
 def unavailable(e: BaseException) -> bool:
     """Whether this failure is a backing service not answering (503), not a bug."""
     if isinstance(e, _UNAVAILABLE):
         return True
+    if isinstance(e, asyncpg.InternalClientError):
+        return _TERMINATED_UNDER_US.fullmatch(str(e)) is not None
     if isinstance(e, asyncpg.PostgresError):
         state = e.sqlstate or ""
         # 55000 at connect: a database that is not accepting connections (being restored,

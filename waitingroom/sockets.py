@@ -71,6 +71,8 @@ class Waiter:
     allowance: float = 0.0
     allowance_at: float = 0.0
     refused: int = 0
+    # The closing handshake this process started (a background task), if any.
+    closing: asyncio.Task[bool] | None = None
 
     def may_speak(self, rate: float, now: float) -> bool:
         """Whether the client may send a frame now (rate per second, a burst of twice that)."""
@@ -203,7 +205,10 @@ class Sockets:
 
     def close(self, waiter: Waiter, code: int, message: bytes) -> None:
         """Close a socket in the background: the closing handshake waits on the client."""
+        if waiter.closing is not None:
+            return
         task = asyncio.get_running_loop().create_task(waiter.ws.close(code=code, message=message))
+        waiter.closing = task
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
@@ -281,6 +286,13 @@ class Sockets:
         for waiter in waiters:
             self.close(waiter, code, message)
         return len(waiters)
+
+    async def closed(self, waiter: Waiter) -> None:
+        """Wait for the closing handshake started in the background to end: the connection must
+        outlive it, or the client's reply meets a dropped connection and it sees 1006, not the
+        code it was sent."""
+        if waiter.closing is not None:
+            await asyncio.wait([waiter.closing], timeout=CLOSE_ALL_TIMEOUT)
 
     async def close_all(self) -> None:
         """Shutdown: tell every client to reconnect elsewhere (1001)."""

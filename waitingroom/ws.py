@@ -95,4 +95,5 @@ async def queue_socket(request: web.Request) -> web.WebSocketResponse:
             await sockets.send(waiter, PongFrame())
     finally:
         await lease.closed(waiter)
+        await sockets.closed(waiter)
     return ws
