@@ -7,6 +7,11 @@ import random
 import uuid
 
 from tests.booking_support import Shop, ShopFactory, gather_all, make_shop, shop, table_counts  # noqa: F401
+from tests.conftest import eventually
+
+
+async def _nothing_to_end(shop: Shop) -> bool:
+    return bool(await shop.pg.fetchval("SELECT count(*) FROM payment_tokens_to_end") == 0)
 
 
 async def _queue_state(shop: Shop, token: str) -> tuple[str, str | None]:
@@ -25,7 +30,11 @@ async def test_pay_a_hold(shop: Shop) -> None:
                          "state": "COMPLETED", "balance": 10_000}
     # The token is spent: expired with reason completed, its socket told.
     assert await _queue_state(shop, token) == ("EXPIRED", "completed")
-    assert await shop.pg.fetchval("SELECT token_expired_at IS NOT NULL FROM payments") is True
+    assert await shop.pg.fetchrow(
+        "SELECT state, reason FROM waiting_token WHERE token = $1::uuid", token) == (
+        "EXPIRED", "completed")
+    # Nothing left for the sweeper: the row of the token to end goes once the queue ended it.
+    await eventually(lambda: _nothing_to_end(shop))
     assert await shop.pg.fetchval(
         "SELECT array_agg(status ORDER BY seat_number) FROM concert_seats WHERE schedule_id = $1",
         s1) == ["RESERVED", "RESERVED", "AVAILABLE", "AVAILABLE"]
