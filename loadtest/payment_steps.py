@@ -1,7 +1,8 @@
-"""Where a payment's PostgreSQL time goes: the statements `pay_reservation` runs, then the two
-written after its commit (the token's audit row and its mark on the payment), sent one by one
-from one connection, each one's backend CPU summed over many payments; beside them the plain
-one-statement payment and the whole `pay_reservation` call.
+"""Where a payment's PostgreSQL time goes: the statements `pay_reservation` runs, then the one
+written after its commit and the queue's end of the token (its row in payment_tokens_to_end
+deleted; one statement for many in the web process), sent one by one from one connection,
+each one's backend CPU summed over many payments; beside them the plain one-statement payment
+and the whole `pay_reservation` call.
 
     python -m loadtest.payment_steps [--payments 2000]
 
@@ -40,12 +41,12 @@ STEPS: list[tuple[str, str, Args]] = [
     ("reservation lock", queries.LOCK_RESERVATION, lambda r, s: (r, r)),
     ("seat locks", queries.LOCK_HELD_SEATS, lambda r, s: (r,)),
     ("debit", queries.DEBIT, lambda r, s: (r, data.PRICE)),
-    ("payment, ledger row, seats and reservation RESERVED", queries.COMPLETE_PAYMENT,
+    ("the token's audit row", RECORD_EXPIRED, lambda r, s: ([s["token"]], "completed")),
+    ("payment, ledger row, token to end, seats and reservation RESERVED",
+     queries.COMPLETE_PAYMENT,
      lambda r, s: (r, r, data.PRICE, f"k{r}", b"x" * 32, s["token"], 1)),
     ("COMMIT", "COMMIT", lambda r, s: ()),
-    ("after commit: the token's audit row", RECORD_EXPIRED,
-     lambda r, s: ([s["token"]], "completed")),
-    ("after commit: the payment's token mark", queries.MARK_TOKEN_EXPIRED,
+    ("after commit: the payment's token-to-end row deleted", queries.FORGET_ENDED_TOKENS,
      lambda r, s: ([s["payment"]],)),
 ]
 
