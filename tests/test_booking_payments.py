@@ -237,7 +237,7 @@ async def test_rows_of_ended_tokens_go_in_one_statement(shop: Shop) -> None:
     class Counting:  # the pool, with the statements sent through it counted
         async def execute(self, sql: str, *args: Any) -> str:
             sent.append(args)
-            return await shop.pg.execute(sql, *args)
+            return str(await shop.pg.execute(sql, *args))
 
     ended = payments.EndedTokens(cast(asyncpg.Pool, Counting()), interval=0.05)
     ended.add(1)
