@@ -10,6 +10,7 @@ from booking.context import BookingSettings
 from tests.booking_support import Shop, ShopFactory, make_shop, shop  # noqa: F401
 from waitingroom import admission
 from waitingroom.gate import QueueGate
+from waitingroom.keys import ConcertKeys
 
 
 async def test_payment_survives_redis_not_answering(make_shop: ShopFactory, redis: Redis) -> None:
@@ -79,4 +80,26 @@ async def test_payment_cut_off_before_its_token_ended(shop: Shop) -> None:
     assert await shop.pg.fetchval("SELECT count(*) FROM payment_tokens_to_end") == 0
     assert await shop.pg.fetchval("SELECT balance FROM balances WHERE user_id = 1") == 20_000
     assert paid.balance == 20_000
+    await shop.audit()
+
+
+async def test_payment_cut_off_then_its_deadline_passes(shop: Shop) -> None:
+    concert_id, (s1,) = await shop.concert(price=10_000)
+    token = await shop.buyer(concert_id, 1)
+    await shop.charge(token, 10_000)
+    rid = (await shop.hold(token, s1, seats=[1])).body["id"]
+    holder = await QueueGate(shop.queues, shop.pg).holder(token)
+    async with shop.pg.acquire() as conn:
+        await payments.pay(conn, holder=holder, reservation_id=rid, key="cut-off",
+                           fingerprint=b"x" * 32)
+    # Its deadline passes before the admitter's next tick: the queue times it out, and its
+    # record of the expiry leaves the payment's audit row as it was.
+    await shop.queues.redis.zadd(ConcertKeys(concert_id).active, {token: 0})
+    await admission.tick(shop.queues, shop.pg)
+    _, record = await shop.queues.lookup(token)
+    assert (record.state, record.reason) == ("EXPIRED", "timeout")
+    assert await shop.pg.fetchrow(
+        "SELECT state, reason FROM waiting_token WHERE token = $1::uuid", token) == (
+        "EXPIRED", "completed")
+    assert await shop.pg.fetchval("SELECT count(*) FROM payment_tokens_to_end") == 0
     await shop.audit()
