@@ -10,6 +10,7 @@ from aiohttp import web
 from . import queries
 from .catalog import Schedules
 from .gate import Gate
+from .payments import EndedTokens
 from .preview import Shared
 
 
@@ -31,6 +32,7 @@ class Booking:
     schedules: Schedules = dataclasses.field(default_factory=Schedules)
     preview_dates: Shared[int, list[asyncpg.Record]] = dataclasses.field(init=False)
     preview_maps: Shared[int, list[asyncpg.Record]] = dataclasses.field(init=False)
+    ended_tokens: EndedTokens = dataclasses.field(init=False)
 
     def __post_init__(self) -> None:
         # Frozen, so set once here: read-only views shared by every waiter of this process.
@@ -38,6 +40,7 @@ class Booking:
                            Shared(lambda cid: queries.preview_schedules(self.pool, cid)))
         object.__setattr__(self, "preview_maps",
                            Shared(lambda sid: queries.seat_map(self.pool, sid)))
+        object.__setattr__(self, "ended_tokens", EndedTokens(self.pool))
 
 
 BOOKING = web.AppKey("booking", Booking)

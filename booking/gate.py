@@ -60,8 +60,9 @@ class Gate(Protocol):
     async def holder(self, token: str) -> Holder:
         """The token as stored (TokenInvalid if unknown), read without counting as a poll."""
 
-    async def complete(self, token: str) -> None:
-        """The token's purchase is done: expire it if it is still AVAILABLE.
+    async def complete(self, token: str, *, logged: bool = False) -> None:
+        """The token's purchase is done: expire it if it is still AVAILABLE (`logged`: its
+        audit row says so already, written with the payment).
 
         TokenInvalid if the token is gone; ServiceUnavailable if the queue is not answering.
         """

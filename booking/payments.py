@@ -25,6 +25,8 @@ class Payment:
     amount: int
     balance: int
     token_to_expire: bool  # False when this is a replay of an earlier answer
+    # The token's audit row was written EXPIRED with the payment (false: it had none yet).
+    token_logged: bool = True
 
 
 def request_hash(body: PaymentRequest) -> bytes:
@@ -54,7 +56,7 @@ async def pay(conn: asyncpg.Connection, *, holder: Holder, reservation_id: int, 
         except asyncpg.RaiseError as e:
             raise _refusal(e, holder, reservation_id, refusal) from None
     return Payment(row["payment_id"], row["reservation_id"], row["amount"], row["balance_after"],
-                   token_to_expire=not row["replayed"])
+                   token_to_expire=not row["replayed"], token_logged=row["token_logged"])
 
 
 def _refusal(error: asyncpg.RaiseError, holder: Holder, reservation_id: int,
@@ -69,6 +71,8 @@ def _refusal(error: asyncpg.RaiseError, holder: Holder, reservation_id: int,
                 "This Idempotency-Key paid for another request; use a new key")
         case "token_refused" if token_refusal is not None:
             return token_refusal
+        case "token_spent":
+            return errors.TokenExpired()
         case "reservation_not_found":
             return errors.ReservationNotFound(f"You have no reservation {reservation_id}")
         case "wrong_concert":
@@ -84,17 +88,57 @@ def _refusal(error: asyncpg.RaiseError, holder: Holder, reservation_id: int,
     raise error
 
 
-async def expire_token(gate: Gate, pool: asyncpg.Pool, payment_id: int, token: str,
-                       within: float) -> bool:
+async def expire_token(gate: Gate, payment_id: int, token: str, within: float, *,
+                       logged: bool = False) -> bool:
     """End the paying queue token (reason completed); False if the queue did not answer
-    within that many seconds."""
+    within that many seconds. `logged`: its audit row says so already."""
     try:
         async with asyncio.timeout(within):
-            await gate.complete(token)
+            await gate.complete(token, logged=logged)
     except errors.TokenInvalid:
         pass  # the token's record is gone already: nothing left to expire
     except (errors.ServiceUnavailable, TimeoutError) as e:
         log.warning("payment %s: could not expire its queue token yet: %r", payment_id, e)
         return False
-    await queries.mark_token_expired(pool, [payment_id])
     return True
+
+
+# Seconds the rows of ended tokens wait to be deleted together: under load one statement then
+# deletes the rows of dozens of payments.
+FORGET_INTERVAL = 0.1
+
+
+class EndedTokens:
+    """Paid tokens that the queue has ended: their rows in payment_tokens_to_end are deleted
+    in the background, one statement for all those ended within an interval.
+
+    A row not deleted (the process stopped first, or PostgreSQL was away) only makes the
+    sweeper end its token again, which changes nothing, and delete it then."""
+
+    def __init__(self, pool: asyncpg.Pool, interval: float = FORGET_INTERVAL) -> None:
+        self.pool = pool
+        self.interval = interval
+        self._ids: list[int] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    def add(self, payment_id: int) -> None:
+        self._ids.append(payment_id)
+        if self._writer is None:
+            self._writer = asyncio.get_running_loop().create_task(self._write())
+
+    async def _write(self) -> None:
+        try:
+            while self._ids:
+                await asyncio.sleep(self.interval)
+                ids, self._ids = self._ids, []
+                try:
+                    await queries.forget_ended_tokens(self.pool, ids)
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+                    log.warning("%d ended tokens stay for the sweeper: %r", len(ids), e)
+        finally:
+            self._writer = None
+
+    async def close(self, within: float) -> None:
+        """Write what is left, waiting no longer than that many seconds."""
+        if self._writer is not None:
+            await asyncio.wait([self._writer], timeout=within)

@@ -123,7 +123,7 @@ WHERE p.user_id = $1 AND p.idempotency_key = $2
 
 # The whole payment in one call (db/migrations/0008_one_call_payments.sql).
 PAY_RESERVATION = """
-SELECT payment_id, reservation_id, amount, balance_after, replayed
+SELECT payment_id, reservation_id, amount, balance_after, replayed, token_logged
 FROM pay_reservation($1, $2, $3, $4, $5::uuid, $6, $7)
 """
 
@@ -149,6 +149,8 @@ WITH payment AS (
 ), ledger AS (
     INSERT INTO balance_ledger (user_id, kind, amount, balance_after, payment_id)
     SELECT $2, 'PAYMENT', -$3::bigint, $7, id FROM payment
+), to_end AS (
+    INSERT INTO payment_tokens_to_end (payment_id, token) SELECT id, $6 FROM payment
 ), seats AS (
     UPDATE concert_seats SET status = 'RESERVED', hold_expires_at = NULL
     WHERE reservation_id = $1 AND status = 'PENDING'
@@ -158,17 +160,14 @@ WITH payment AS (
 SELECT id FROM payment
 """
 
-MARK_TOKEN_EXPIRED = """
-UPDATE payments SET token_expired_at = now(), updated_at = now()
-WHERE id = ANY($1::bigint[]) AND token_expired_at IS NULL
-"""
-
-TOKENS_TO_EXPIRE = """
-SELECT id, token::text AS token FROM payments
-WHERE state = 'COMPLETED' AND token_expired_at IS NULL
-ORDER BY id
+# Paid tokens that the queue may not have ended yet (db/migrations/0011_cheaper_payments.sql).
+TOKENS_TO_END = """
+SELECT payment_id, token::text AS token FROM payment_tokens_to_end
+ORDER BY payment_id
 LIMIT $1
 """
+
+FORGET_ENDED_TOKENS = "DELETE FROM payment_tokens_to_end WHERE payment_id = ANY($1::bigint[])"
 
 # -- refunds ------------------------------------------------------------------------------
 FIND_REFUND = """
@@ -400,13 +399,13 @@ async def complete_payment(conn: asyncpg.Connection, *, reservation_id: int, use
                                    request_hash, token, balance_after))
 
 
-async def mark_token_expired(conn: Conn, payment_ids: Sequence[int]) -> None:
-    await conn.execute(MARK_TOKEN_EXPIRED, list(payment_ids))
-
-
-async def tokens_to_expire(conn: Conn, limit: int) -> list[asyncpg.Record]:
-    rows: list[asyncpg.Record] = await conn.fetch(TOKENS_TO_EXPIRE, limit)
+async def tokens_to_end(conn: Conn, limit: int) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await conn.fetch(TOKENS_TO_END, limit)
     return rows
+
+
+async def forget_ended_tokens(conn: Conn, payment_ids: Sequence[int]) -> None:
+    await conn.execute(FORGET_ENDED_TOKENS, list(payment_ids))
 
 
 async def find_refund(conn: Conn, user_id: int, key: str) -> asyncpg.Record | None:

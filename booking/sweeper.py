@@ -35,9 +35,15 @@ async def sweep(gate: Gate | None, pool: asyncpg.Pool,
     out.expired_holds, out.released_seats = await queries.expire_holds(pool, batch)
     out.released_seats += await queries.release_orphans(pool, batch)
     if gate is not None:
-        for row in await queries.tokens_to_expire(pool, batch):
-            if not await expire_token(gate, pool, row["id"], row["token"],
+        ended = []
+        for row in await queries.tokens_to_end(pool, batch):
+            # Not knowing whether the payment wrote the token's audit row, it writes it again
+            # (only an AVAILABLE row changes).
+            if not await expire_token(gate, row["payment_id"], row["token"],
                                       settings.token_expiry_timeout):
                 break  # Redis is not answering: try again next tick
-            out.expired_tokens += 1
+            ended.append(row["payment_id"])
+        if ended:
+            await queries.forget_ended_tokens(pool, ended)
+        out.expired_tokens = len(ended)
     return out

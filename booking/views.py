@@ -199,9 +199,10 @@ async def create_payment(request: web.Request) -> web.Response:
     async with shop.pool.acquire() as conn:
         paid = await payments.pay(conn, holder=who, reservation_id=body.reservation_id, key=key,
                                   fingerprint=payments.request_hash(body))
-    if paid.token_to_expire:
-        await payments.expire_token(shop.gate, shop.pool, paid.id, who.token,
-                                    shop.settings.token_expiry_timeout)
+    if paid.token_to_expire and await payments.expire_token(
+            shop.gate, paid.id, who.token, shop.settings.token_expiry_timeout,
+            logged=paid.token_logged):
+        shop.ended_tokens.add(paid.id)
     return reply(PaymentOut(id=paid.id, reservation_id=paid.reservation_id, amount=paid.amount,
                             state="COMPLETED", balance=paid.balance), status=201)
 

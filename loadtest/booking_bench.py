@@ -363,7 +363,7 @@ async def run(dsn: str, redis_url: str, levels: list[int], seconds: float,
     # The direct payments used made-up queue tokens: nothing for the admitter's sweeper to expire.
     conn = await asyncpg.connect(dsn)
     try:
-        await conn.execute("UPDATE payments SET token_expired_at = now()")
+        await conn.execute("DELETE FROM payment_tokens_to_end")
     finally:
         await conn.close()
     http: dict[tuple[str, int], float] = {}

@@ -1,7 +1,8 @@
-"""Where a payment's PostgreSQL time goes: the statements `pay_reservation` runs, then the two
-written after its commit (the token's audit row and its mark on the payment), sent one by one
-from one connection, each one's backend CPU summed over many payments; beside them the plain
-one-statement payment and the whole `pay_reservation` call.
+"""Where a payment's PostgreSQL time goes: the statements `pay_reservation` runs, then the one
+written after its commit and the queue's end of the token (its row in payment_tokens_to_end
+deleted; one statement for many in the web process), sent one by one from one connection,
+each one's backend CPU summed over many payments; beside them the plain one-statement payment
+and the whole `pay_reservation` call.
 
     python -m loadtest.payment_steps [--payments 2000]
 
@@ -11,9 +12,10 @@ Starts a throwaway PostgreSQL of its own and stops it. Prints a Markdown table.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import collections
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import asyncpg
 import uvloop
@@ -40,19 +42,19 @@ STEPS: list[tuple[str, str, Args]] = [
     ("reservation lock", queries.LOCK_RESERVATION, lambda r, s: (r, r)),
     ("seat locks", queries.LOCK_HELD_SEATS, lambda r, s: (r,)),
     ("debit", queries.DEBIT, lambda r, s: (r, data.PRICE)),
-    ("payment, ledger row, seats and reservation RESERVED", queries.COMPLETE_PAYMENT,
+    ("the token's audit row", RECORD_EXPIRED, lambda r, s: ([s["token"]], "completed")),
+    ("payment, ledger row, token to end, seats and reservation RESERVED",
+     queries.COMPLETE_PAYMENT,
      lambda r, s: (r, r, data.PRICE, f"k{r}", b"x" * 32, s["token"], 1)),
     ("COMMIT", "COMMIT", lambda r, s: ()),
-    ("after commit: the token's audit row", RECORD_EXPIRED,
-     lambda r, s: ([s["token"]], "completed")),
-    ("after commit: the payment's token mark", queries.MARK_TOKEN_EXPIRED,
+    ("after commit: the payment's token-to-end row deleted", queries.FORGET_ENDED_TOKENS,
      lambda r, s: ([s["payment"]],)),
 ]
 
 
 async def measure(dsn: str, payments: int) -> list[tuple[str, float]]:
     """(step, PostgreSQL CPU ms per payment)."""
-    await data.prepare_payers(dsn, 3 * payments + 3 * WARM)
+    await data.prepare_payers(dsn, 4 * payments + 4 * WARM)
     conn = await asyncpg.connect(dsn)
     pid = await conn.fetchval("SELECT pg_backend_pid()")
     rids = iter(range(data.PAY_BASE + 1, data.PAY_BASE + 3 * payments + 3 * WARM + 1))
@@ -90,9 +92,33 @@ async def measure(dsn: str, payments: int) -> list[tuple[str, float]]:
             for _ in range(payments):
                 await step(next(ids))
             out.append((name, (cpu_seconds(pid) - c0) / payments * 1000))
+        out.append(("`pay_reservation` from 10 connections at once",
+                    await at_once(dsn, concert, rids, payments)))
         return out
     finally:
         await conn.close()
+
+
+async def at_once(dsn: str, concert: int, rids: Iterator[int], payments: int) -> float:
+    """PostgreSQL CPU ms per `pay_reservation` call made by 10 connections at once, as a web
+    process's pool makes them (the backends' CPU summed)."""
+    conns = [await asyncpg.connect(dsn) for _ in range(10)]
+    try:
+        pids = [await c.fetchval("SELECT pg_backend_pid()") for c in conns]
+
+        async def payer(conn: asyncpg.Connection, n: int) -> None:
+            for _ in range(n):
+                r = next(rids)
+                await conn.fetchval(queries.PAY_RESERVATION, r, r, f"k{r}", b"x" * 32,
+                                    str(uuid.uuid4()), concert, False)
+
+        await asyncio.gather(*(payer(c, WARM // 10) for c in conns))
+        c0 = sum(cpu_seconds(p) for p in pids)
+        await asyncio.gather(*(payer(c, payments // 10) for c in conns))
+        return (sum(cpu_seconds(p) for p in pids) - c0) / (payments // 10 * 10) * 1000
+    finally:
+        for c in conns:
+            await c.close()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -240,8 +240,9 @@ async def throughput(run: Run) -> None:
         "token's record; the process remembers which concert a token is for) and one "
         "PostgreSQL call (`hold_seats`); a payment is the same gate, one PostgreSQL call "
         "(`pay_reservation`: key lock, replay lookup, reservation and seat locks, debit, "
-        "record), then three Redis round trips to expire the queue token and two PostgreSQL "
-        "statements for the token's audit row and its mark on the payment; the plain ones "
+        "the token's audit row, record), then one Redis round trip to expire the queue token "
+        "(shared with the payments ending at the same moment) and, in the background, one "
+        "PostgreSQL statement for all the tokens ended meanwhile; the plain ones "
         "are one statement each. Neither web process's asyncpg pool sends a reset query when "
         "a connection goes back (nothing keeps session state there).")
 

@@ -5,8 +5,17 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
+from typing import Any, cast
 
+import asyncpg
+
+from booking import payments
 from tests.booking_support import Shop, ShopFactory, gather_all, make_shop, shop, table_counts  # noqa: F401
+from tests.conftest import eventually
+
+
+async def _nothing_to_end(shop: Shop) -> bool:
+    return bool(await shop.pg.fetchval("SELECT count(*) FROM payment_tokens_to_end") == 0)
 
 
 async def _queue_state(shop: Shop, token: str) -> tuple[str, str | None]:
@@ -25,7 +34,11 @@ async def test_pay_a_hold(shop: Shop) -> None:
                          "state": "COMPLETED", "balance": 10_000}
     # The token is spent: expired with reason completed, its socket told.
     assert await _queue_state(shop, token) == ("EXPIRED", "completed")
-    assert await shop.pg.fetchval("SELECT token_expired_at IS NOT NULL FROM payments") is True
+    assert await shop.pg.fetchrow(
+        "SELECT state, reason FROM waiting_token WHERE token = $1::uuid", token) == (
+        "EXPIRED", "completed")
+    # Nothing left for the sweeper: the row of the token to end goes once the queue ended it.
+    await eventually(lambda: _nothing_to_end(shop))
     assert await shop.pg.fetchval(
         "SELECT array_agg(status ORDER BY seat_number) FROM concert_seats WHERE schedule_id = $1",
         s1) == ["RESERVED", "RESERVED", "AVAILABLE", "AVAILABLE"]
@@ -214,3 +227,21 @@ async def test_expiry_races_payment_and_sweeper(make_shop: ShopFactory) -> None:
         await shop.audit()
     # Both endings happened: the race was run, not just one side of it.
     assert sum(p for p, _ in outcomes) > 0 and sum(g for _, g in outcomes) > 0, outcomes
+
+
+async def test_rows_of_ended_tokens_go_in_one_statement(shop: Shop) -> None:
+    await shop.pg.executemany("INSERT INTO payment_tokens_to_end VALUES ($1, $2::uuid)",
+                              [(i, str(uuid.uuid4())) for i in (1, 2, 3)])
+    sent: list[tuple[Any, ...]] = []
+
+    class Counting:  # the pool, with the statements sent through it counted
+        async def execute(self, sql: str, *args: Any) -> str:
+            sent.append(args)
+            return str(await shop.pg.execute(sql, *args))
+
+    ended = payments.EndedTokens(cast(asyncpg.Pool, Counting()), interval=0.05)
+    ended.add(1)
+    ended.add(2)
+    await ended.close(5)
+    assert sent == [([1, 2],)]
+    assert await shop.pg.fetchval("SELECT array_agg(payment_id) FROM payment_tokens_to_end") == [3]

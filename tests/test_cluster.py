@@ -270,6 +270,10 @@ async def test_the_gateway_runs_unchanged_on_a_cluster(spawn: Spawn, pg: asyncpg
                           json={"schedule_id": schedule["id"], "quantity": 2}) as r:
             assert r.status == 201, await r.text()
             held = await r.json()
+        # The buyer's socket on the other process hears that the payment ended the token
+        # (published by the queue's script on the concert's primary).
+        buyer_ws = await s.ws_connect(f"{two.url}/ws/queue?token={buyer}")
+        await _frame(buyer_ws, "admitted")
         async with s.post(one.url + "/api/v1/payments",
                           headers=_bearer(buyer) | {"Idempotency-Key": "pay-1"},
                           json={"reservation_id": held["id"]}) as r:
@@ -277,6 +281,8 @@ async def test_the_gateway_runs_unchanged_on_a_cluster(spawn: Spawn, pg: asyncpg
             assert (await r.json())["balance"] == 30_000
         status, body = await _poll(s, two.url, buyer)
         assert (status, body["state"], body["reason"]) == (200, "EXPIRED", "completed")
+        assert (await _frame(buyer_ws, "expired"))["reason"] == "completed"
+        await buyer_ws.close()
         # A waiter of a concert still paused cannot book.
         async with s.get(f"{one.url}/api/v1/concerts/{c}/schedules",
                          headers=_bearer(tokens[c][0])) as r:

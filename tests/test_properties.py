@@ -348,7 +348,8 @@ async def _pay(pg: asyncpg.Pool, shop: Shop, user: int, rid: int, key: str) -> N
         return
     event("pay: replayed" if before is not None else "pay: paid")
     if before is not None:  # a replay: the first answer again, nothing charged
-        assert before[0] == rid and paid == dataclasses.replace(before[1], token_to_expire=False)
+        assert before[0] == rid and paid == dataclasses.replace(
+            before[1], token_to_expire=False, token_logged=True)
         return
     total = sum(PRICES[n] for n in h.seats)
     assert (h.user, h.status, h.ran_out, holder.state) == (user, "WAITING", False, "AVAILABLE")

@@ -56,6 +56,17 @@ async def test_leave_expires_token_and_moves_those_behind(queues: Queues) -> Non
     assert back.token != b.token and back.position == 3
 
 
+async def test_ending_only_an_admitted_token_leaves_a_waiting_one_whole(queues: Queues) -> None:
+    waiting = await queues.join(1, 1)
+    _, before = await queues.end(waiting.token, "completed", only="AVAILABLE")
+    assert before.state == "WAITING"
+    assert (await queues.status(waiting.token)).position == 1
+    # Its index keeps the life of a live token's, not the retention of an ended one's.
+    assert await queues.redis.ttl(keys.token_index(waiting.token)) > queues.settings.token_retention
+    await queues.end(waiting.token, "left")
+    assert 0 < await queues.redis.ttl(keys.token_index(waiting.token)) <= queues.settings.token_retention
+
+
 async def test_unknown_token_is_invalid(queues: Queues) -> None:
     with pytest.raises(TokenInvalid):
         await queues.status("8e0b7a2c-6a5d-4c1e-9d0f-3f1b2a4c5d6e")

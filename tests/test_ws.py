@@ -50,9 +50,13 @@ async def position_reaching(ws: aiohttp.ClientWebSocketResponse, expected: int) 
 
 
 async def closed(ws: aiohttp.ClientWebSocketResponse) -> int | None:
+    """The close code the server sent (ws.close_code turns into 1006 when the client's reply
+    to the close frame finds the connection gone, which depends on when the test reads)."""
     while True:
         msg = await ws.receive(timeout=TIMEOUT)
-        if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING):
+        if msg.type == aiohttp.WSMsgType.CLOSE:
+            return int(msg.data)
+        if msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING):
             return ws.close_code
 
 

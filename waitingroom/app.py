@@ -135,6 +135,7 @@ async def _postgres(app: web.Application) -> AsyncIterator[None]:
     app[CONCERTS] = ConcertDirectory(pool)
     app[BOOKING] = Booking(pool, QueueGate(app[QUEUES], pool), settings.booking)
     yield
+    await app[BOOKING].ended_tokens.close(STOP_TIMEOUT)
     await pool.close()
 
 

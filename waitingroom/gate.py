@@ -23,10 +23,10 @@ class QueueGate:
         concert_id, record = await self.queues.lookup(token)
         return Holder(token, concert_id, record.user_id, record.state, record.expires_ms)
 
-    async def complete(self, token: str) -> None:
+    async def complete(self, token: str, *, logged: bool = False) -> None:
         try:
             concert_id, before = await self.queues.end(token, "completed", only="AVAILABLE")
-            if before.state == "AVAILABLE":
+            if before.state == "AVAILABLE" and not logged:
                 await tokenlog.record(self.queues, self.pool,
                                       tokenlog.TokenChange(concert_id, expired=[token],
                                                            reason="completed"))

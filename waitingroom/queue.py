@@ -262,14 +262,22 @@ class Queues:
         Returns the record as it was before (an AVAILABLE one ended now: see tokenlog).
         """
         concert_id = await self.concert_of(token)
-        raw = await self.scripts.leave(keys=concert_keys(concert_id),
-                                       args=[token, reason, STATE_CODES[only] if only else ""])
+        index = keys.token_index(token)
+        event = _encode(ExpiredEvent(tokens=[token], reason=reason))
+        # One round trip (shared with the other calls of this event-loop turn): the script
+        # publishes the event itself, and the index's cut to the retention period rides along
+        # (on a cluster the index lives in another slot, so it cannot be in the script).
+        raw, _ = await self.batch.run(
+            self.scripts.leave, concert_keys(concert_id),
+            (token, reason, STATE_CODES[only] if only else "", keys.channel(concert_id), event),
+            lambda pipe: pipe.execute_command("EXPIRE", index, self.settings.token_retention))
         if not raw:
             raise TokenInvalid()
         before = TokenRecord.parse(raw)
-        if before.state != "EXPIRED" and only in (None, before.state):
-            await self.redis.expire(keys.token_index(token), self.settings.token_retention)
-            await self.publish(concert_id, ExpiredEvent(tokens=[token], reason=reason))
+        if before.state != "EXPIRED" and only not in (None, before.state):
+            # Live and not ended (not in the state asked for): its index must outlive it. A
+            # payment's end never comes here (an admitted token never waits again).
+            await self.redis.expire(index, INDEX_TTL)
         return concert_id, before
 
     # -- sockets holding tokens ----------------------------------------------------------
