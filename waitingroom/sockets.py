@@ -204,7 +204,10 @@ class Sockets:
             self.close(waiter, WSCloseCode.POLICY_VIOLATION, b"too slow")
 
     def close(self, waiter: Waiter, code: int, message: bytes) -> None:
-        """Close a socket in the background: the closing handshake waits on the client."""
+        """Close a socket in the background, once. The code travels in the close frame: with its
+        handler reading, aiohttp drops the connection right after that frame, so a client's own
+        reply may find it gone; the code the client reports is still the frame's (RFC 6455
+        7.1.5, as browsers do; aiohttp's client says 1006 then, its message holds the code)."""
         if waiter.closing is not None:
             return
         task = asyncio.get_running_loop().create_task(waiter.ws.close(code=code, message=message))
@@ -286,13 +289,6 @@ class Sockets:
         for waiter in waiters:
             self.close(waiter, code, message)
         return len(waiters)
-
-    async def closed(self, waiter: Waiter) -> None:
-        """Wait for the closing handshake started in the background to end: the connection must
-        outlive it, or the client's reply meets a dropped connection and it sees 1006, not the
-        code it was sent."""
-        if waiter.closing is not None:
-            await asyncio.wait([waiter.closing], timeout=CLOSE_ALL_TIMEOUT)
 
     async def close_all(self) -> None:
         """Shutdown: tell every client to reconnect elsewhere (1001)."""

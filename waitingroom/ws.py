@@ -95,5 +95,4 @@ async def queue_socket(request: web.Request) -> web.WebSocketResponse:
             await sockets.send(waiter, PongFrame())
     finally:
         await lease.closed(waiter)
-        await sockets.closed(waiter)
     return ws
