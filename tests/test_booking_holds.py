@@ -201,8 +201,9 @@ async def test_more_buyers_than_seats(shop: Shop) -> None:
     assert results.count(201) == seats // 2
     assert results.count(409) == 50 - seats // 2
     rows = await shop.pg.fetch("""
-        SELECT s.seat_number, count(rs.*) AS holds FROM concert_seats s
-        LEFT JOIN reservation_seats rs ON rs.seat_id = s.id AND rs.reservation_status = 'WAITING'
+        SELECT s.seat_number, count(r.*) AS holds FROM concert_seats s
+        LEFT JOIN reservations r ON r.schedule_id = s.schedule_id AND r.status = 'WAITING'
+             AND s.seat_number = ANY (r.seat_numbers)
         WHERE s.schedule_id = $1 GROUP BY s.seat_number""", s1)
     assert all(r["holds"] == 1 for r in rows), [r for r in rows if r["holds"] != 1]
     assert await shop.pg.fetchval(
