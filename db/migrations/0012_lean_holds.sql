@@ -62,9 +62,6 @@ DECLARE
     run_start integer;
     pass integer;
     written integer;
-    new_id bigint;
-    new_expiry timestamptz;
-    new_total bigint;
 BEGIN
     -- The user row when the admitter has not made it yet; then this user's holds one at a time
     -- (namespace 7301, booking.queries.LOCK_USER_HOLDS), so that two at once cannot both pass
@@ -144,7 +141,7 @@ BEGIN
     -- Picked seats whose earlier hold ran out still name that reservation: end it (EXPIRED) and
     -- free its other seats. A reservation locked by someone else (being paid or swept) is
     -- skipped, never waited for, and its seats are not taken.
-    IF EXISTS (SELECT FROM unnest(holders) AS h WHERE h IS NOT NULL) THEN
+    IF array_remove(holders, NULL) <> '{}' THEN
         WITH locked AS (
             SELECT r.id FROM reservations r
             WHERE r.id = ANY (holders) AND r.status = 'WAITING' AND r.hold_expires_at <= now()
@@ -206,11 +203,13 @@ BEGIN
         RETURNING c.id
     )
     SELECT r.id, r.hold_expires_at, r.total_price, (SELECT count(*) FROM pending)
-    INTO new_id, new_expiry, new_total, written
+    INTO hold_id, expires_at, total, written
     FROM reservation r;
     IF written <> cardinality(ids) THEN
         RAISE EXCEPTION 'seat_unavailable' USING DETAIL = '';
     END IF;
-    RETURN QUERY SELECT new_id, new_expiry, new_total, numbers, costs;
+    held_numbers := numbers;
+    held_prices := costs;
+    RETURN NEXT;
 END
 $$;
