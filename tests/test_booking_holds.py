@@ -36,6 +36,10 @@ async def test_schedules_seat_map_and_a_hold(shop: Shop) -> None:
     assert {s["status"] for s in seats.body} == {"AVAILABLE"}
     after = await shop.call("GET", f"/api/v1/reservations/{held.body['id']}", token)
     assert after.body["status"] == "CANCELED"
+    # An ended reservation still shows what it held, after its seats are held again.
+    assert (await shop.hold(token, s1, seats=[2])).status == 201
+    after = await shop.call("GET", f"/api/v1/reservations/{held.body['id']}", token)
+    assert after.body["seats"] == held.body["seats"] and after.body["total_price"] == 60_000
     assert (await shop.call("DELETE", f"/api/v1/reservations/{held.body['id']}", token)).status == 204
 
 
