@@ -8,8 +8,9 @@ import msgspec
 # One statement, one snapshot: every figure is read at the same instant.
 AUDIT = """
 WITH live AS (
-    SELECT seat_id, count(*) AS n FROM reservation_seats
-    WHERE reservation_status IN ('WAITING', 'RESERVED') GROUP BY seat_id
+    SELECT r.schedule_id, seat.number, count(*) AS n
+    FROM reservations r, unnest(r.seat_numbers) AS seat(number)
+    WHERE r.status IN ('WAITING', 'RESERVED') GROUP BY r.schedule_id, seat.number
 )
 SELECT
     (SELECT count(*) FROM live WHERE n > 1) AS seats_in_two_live_reservations,

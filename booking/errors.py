@@ -124,7 +124,6 @@ class RefundClosed(DomainError):
 # The database's last line of defence, by constraint name: what the rule means to a client.
 # A violation of any constraint not listed here is a bug (answered 500, logged with a request id).
 CONSTRAINTS: dict[str, tuple[type[DomainError], str]] = {
-    "reservation_seats_live_seat_key": (SeatUnavailable, "A seat was taken at the same moment"),
     "balances_balance_nonnegative": (InsufficientBalance, "The balance is too low"),
     "payments_one_completed_key": (AlreadyPaid, "The reservation was paid at the same moment"),
     "payments_user_idempotency_key": (IdempotencyInProgress,

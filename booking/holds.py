@@ -33,11 +33,9 @@ async def hold(conn: asyncpg.Connection, *, user_id: int, schedule_id: int,
     # savepoint, so that a refusal undoes only the hold.
     async with conn.transaction() if conn.is_in_transaction() else contextlib.nullcontext():
         try:
-            # The last line of defence: a seat already in a live reservation is seat_unavailable.
-            with errors.constraint_rules():
-                row = await queries.hold_seats(conn, user_id, schedule_id, seat_numbers,
-                                               None if seat_numbers is not None else quantity,
-                                               ttl_seconds, max_seats)
+            row = await queries.hold_seats(conn, user_id, schedule_id, seat_numbers,
+                                           None if seat_numbers is not None else quantity,
+                                           ttl_seconds, max_seats)
         except asyncpg.RaiseError as e:
             raise _refusal(e, schedule_id, wanted, max_seats) from None
     seats = list(zip(row["held_numbers"], row["held_prices"], strict=True))

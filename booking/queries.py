@@ -65,24 +65,22 @@ ORDER BY sc.concert_date, sc.id
 """
 
 # -- holds ------------------------------------------------------------------------------
-# A whole hold in one call (migration 0007): the user's lock, the pick (these seat numbers, or
-# the lowest run of $4 adjacent seats on sale, else the lowest $4), taking over seats of holds
-# that ran out, and the reservation. Refusals are raised: see the migration.
+# A whole hold in one call (migrations 0007, 0012): the user's lock, the pick (these seat
+# numbers, or the lowest run of $4 adjacent seats on sale, else the lowest $4), taking over
+# seats of holds that ran out, and the reservation. Refusals are raised: see the migration.
 HOLD_SEATS = """
 SELECT hold_id, expires_at, total, held_numbers, held_prices
 FROM hold_seats($1, $2, $3::int[], $4, $5, $6)
 """
 
+# A reservation keeps its seat numbers and prices (in seat order) after it ends.
 GET_RESERVATION = """
 SELECT r.id, r.schedule_id, sc.concert_id, r.status, r.total_price, r.hold_expires_at,
        r.status = 'WAITING' AND r.hold_expires_at <= now() AS ran_out,
-       array_agg(rs.seat_number ORDER BY rs.seat_number) AS seat_numbers,
-       array_agg(rs.price ORDER BY rs.seat_number) AS prices
+       r.seat_numbers, r.seat_prices AS prices
 FROM reservations r
 JOIN concert_schedules sc ON sc.id = r.schedule_id
-JOIN reservation_seats rs ON rs.reservation_id = r.id
 WHERE r.id = $1 AND r.user_id = $2
-GROUP BY r.id, sc.concert_id
 """
 
 # The caller's own reservation, locked: payments and releases of it run one at a time. Expiry is
@@ -220,10 +218,7 @@ SELECT (SELECT balance FROM balance) AS balance,
 MY_RESERVATIONS = """
 SELECT r.id, r.schedule_id, sc.concert_id, r.status, r.total_price, r.hold_expires_at,
        r.status = 'WAITING' AND r.hold_expires_at <= now() AS ran_out,
-       (SELECT array_agg(rs.seat_number ORDER BY rs.seat_number) FROM reservation_seats rs
-        WHERE rs.reservation_id = r.id) AS seat_numbers,
-       (SELECT array_agg(rs.price ORDER BY rs.seat_number) FROM reservation_seats rs
-        WHERE rs.reservation_id = r.id) AS prices,
+       r.seat_numbers, r.seat_prices AS prices,
        (SELECT p.id FROM payments p WHERE p.reservation_id = r.id
         ORDER BY p.state = 'COMPLETED' DESC, p.id DESC LIMIT 1) AS payment_id
 FROM reservations r

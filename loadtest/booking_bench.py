@@ -95,18 +95,14 @@ async def prepare(dsn: str, pay_count: int) -> tuple[int, int, int]:
                                PAY_BASE_ID, pay_count)
             await conn.execute("""
                 INSERT INTO reservations (id, user_id, schedule_id, status, seat_count, total_price,
-                                          hold_expires_at)
-                SELECT $1 + n, $1 + n, $3, 'WAITING', 1, $4, now() + interval '1 day'
+                                          hold_expires_at, seat_numbers, seat_prices)
+                SELECT $1 + n, $1 + n, $3, 'WAITING', 1, $4, now() + interval '1 day',
+                       ARRAY[n], ARRAY[$4::bigint]
                 FROM generate_series(1, $2) n""", PAY_BASE_ID, pay_count, pay_schedule, PRICE)
             await conn.execute("""
                 UPDATE concert_seats SET status = 'PENDING', reservation_id = id,
                        hold_expires_at = now() + interval '1 day' WHERE schedule_id = $1""",
                                pay_schedule)
-            await conn.execute("""
-                INSERT INTO reservation_seats (reservation_id, reservation_status, seat_id,
-                                               seat_number, price)
-                SELECT id, 'WAITING', id, seat_number, price FROM concert_seats
-                WHERE schedule_id = $1""", pay_schedule)
             await conn.execute("CREATE SEQUENCE bench_pay_seq")
         await conn.execute("ANALYZE")
     finally:

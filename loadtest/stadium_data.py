@@ -36,12 +36,15 @@ INSERT INTO concert_seats (schedule_id, seat_number, price)
 SELECT $1, n, $3 FROM generate_series(1, $2::int) n
 """
 
-# Seats up to $2 sold (RESERVED) to the house, in one reservation.
+# Seats up to $2 sold (RESERVED) to the house, in one reservation (the date's seats are all
+# AVAILABLE before, and all of one price).
 SELL_LOWEST = """
 WITH house AS (
     INSERT INTO reservations (user_id, schedule_id, status, seat_count, total_price,
-                              hold_expires_at)
-    VALUES ($3, $1, 'RESERVED', 1, 1, now())
+                              hold_expires_at, seat_numbers, seat_prices)
+    SELECT $3, $1, 'RESERVED', count(*), sum(price), now(), array_agg(seat_number ORDER BY seat_number),
+           array_agg(price ORDER BY seat_number)
+    FROM concert_seats WHERE schedule_id = $1 AND seat_number <= $2 AND status = 'AVAILABLE'
     RETURNING id
 )
 UPDATE concert_seats SET status = 'RESERVED', reservation_id = (SELECT id FROM house)
@@ -134,14 +137,12 @@ async def add_payers(conn: asyncpg.Connection, count: int, schedule: int) -> Non
     await conn.execute("INSERT INTO balance_ledger (user_id, kind, amount, balance_after)"
                        f" SELECT u, 'CHARGE', 1000000000, 1000000000 {users}", PAY_BASE, count)
     await conn.execute("INSERT INTO reservations (id, user_id, schedule_id, status, seat_count,"
-                       " total_price, hold_expires_at) SELECT u, u, $3, 'WAITING', 1, $4,"
-                       f" now() + interval '1 day' {users}", PAY_BASE, count, schedule, PRICE)
+                       " total_price, hold_expires_at, seat_numbers, seat_prices) SELECT u, u, $3,"
+                       " 'WAITING', 1, $4, now() + interval '1 day', ARRAY[(u - $1)::int],"
+                       f" ARRAY[$4::bigint] {users}", PAY_BASE, count, schedule, PRICE)
     await conn.execute("INSERT INTO concert_seats (id, schedule_id, seat_number, price, status,"
                        " reservation_id, hold_expires_at) SELECT u, $3, u - $1, $4, 'PENDING', u,"
                        f" now() + interval '1 day' {users}", PAY_BASE, count, schedule, PRICE)
-    await conn.execute("INSERT INTO reservation_seats (reservation_id, reservation_status, seat_id,"
-                       " seat_number, price) SELECT id, 'WAITING', id, seat_number, price"
-                       " FROM concert_seats WHERE schedule_id = $1", schedule)
 
 
 async def vacuum(dsn: str) -> None:

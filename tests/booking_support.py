@@ -127,19 +127,33 @@ class Shop:
 async def check_invariants(conn: asyncpg.Connection) -> None:
     """Seats, reservations, payments and money agree with each other."""
     twice = await conn.fetch("""
-        SELECT rs.seat_id FROM reservation_seats rs JOIN reservations r ON r.id = rs.reservation_id
-        WHERE r.status IN ('WAITING', 'RESERVED') GROUP BY rs.seat_id HAVING count(*) > 1""")
+        SELECT r.schedule_id, seat.number FROM reservations r, unnest(r.seat_numbers) AS seat(number)
+        WHERE r.status IN ('WAITING', 'RESERVED')
+        GROUP BY r.schedule_id, seat.number HAVING count(*) > 1""")
     assert not twice, f"seats in two live reservations: {twice}"
-    stale_links = await conn.fetchval("""
-        SELECT count(*) FROM reservation_seats rs JOIN reservations r ON r.id = rs.reservation_id
-        WHERE rs.reservation_status <> r.status""")
-    assert stale_links == 0
+    # A reservation lists its seats in seat order, each with the seat's price.
+    bad_lists = await conn.fetch("""
+        SELECT r.id FROM reservations r
+        WHERE r.seat_numbers <> array(SELECT n FROM unnest(r.seat_numbers) AS n ORDER BY n)
+           OR r.total_price <> (SELECT sum(p) FROM unnest(r.seat_prices) AS p)
+           OR r.seat_prices <> array(
+                SELECT s.price FROM unnest(r.seat_numbers) WITH ORDINALITY AS l(n, i)
+                JOIN concert_seats s ON s.schedule_id = r.schedule_id AND s.seat_number = l.n
+                ORDER BY l.i)""")
+    assert not bad_lists, f"reservations whose seat lists disagree with the seats: {bad_lists}"
+    # A live hold's seats are PENDING and name it, every one.
+    bad_waiting = await conn.fetch("""
+        SELECT r.id FROM reservations r
+        WHERE r.status = 'WAITING' AND r.seat_count <> (
+            SELECT count(*) FROM concert_seats s
+            WHERE s.schedule_id = r.schedule_id AND s.seat_number = ANY (r.seat_numbers)
+              AND s.reservation_id = r.id AND s.status = 'PENDING')""")
+    assert not bad_waiting, f"holds whose seats are not all theirs: {bad_waiting}"
     # A RESERVED seat belongs to a RESERVED reservation with one completed payment, and back.
     bad_sold = await conn.fetch("""
         SELECT s.id FROM concert_seats s LEFT JOIN reservations r ON r.id = s.reservation_id
         WHERE s.status = 'RESERVED' AND (r.status IS DISTINCT FROM 'RESERVED'
-              OR NOT EXISTS (SELECT 1 FROM reservation_seats rs
-                             WHERE rs.reservation_id = r.id AND rs.seat_id = s.id))""")
+              OR r.schedule_id <> s.schedule_id OR s.seat_number <> ALL (r.seat_numbers))""")
     assert not bad_sold, f"sold seats without a paid reservation: {bad_sold}"
     bad_reserved = await conn.fetch("""
         SELECT r.id FROM reservations r
@@ -155,12 +169,11 @@ async def check_invariants(conn: asyncpg.Connection) -> None:
         SELECT p.id FROM payments p JOIN reservations r ON r.id = p.reservation_id
         WHERE p.state = 'COMPLETED' AND r.status <> 'RESERVED'""")
     assert not paid_not_reserved, f"payments for reservations not RESERVED: {paid_not_reserved}"
-    # A PENDING seat names a reservation whose links hold it.
+    # A PENDING seat names a reservation that lists it.
     bad_pending = await conn.fetch("""
-        SELECT s.id FROM concert_seats s
-        WHERE s.status = 'PENDING' AND NOT EXISTS (
-            SELECT 1 FROM reservation_seats rs WHERE rs.reservation_id = s.reservation_id
-              AND rs.seat_id = s.id)""")
+        SELECT s.id FROM concert_seats s LEFT JOIN reservations r ON r.id = s.reservation_id
+        WHERE s.status = 'PENDING' AND (r.id IS NULL OR r.schedule_id <> s.schedule_id
+                                        OR s.seat_number <> ALL (r.seat_numbers))""")
     assert not bad_pending
     # The balance is the sum of its ledger, and every payment has its ledger row.
     money = await conn.fetch("""
@@ -178,7 +191,6 @@ async def table_counts(conn: asyncpg.Pool | asyncpg.Connection) -> dict[str, Any
     """Everything a request could have written, to compare before and after."""
     return {
         "reservations": await conn.fetch("SELECT * FROM reservations ORDER BY id"),
-        "links": await conn.fetch("SELECT * FROM reservation_seats ORDER BY reservation_id, seat_id"),
         "seats": await conn.fetch("SELECT id, status, reservation_id FROM concert_seats ORDER BY id"),
         "payments": await conn.fetch("SELECT * FROM payments ORDER BY id"),
         "balances": await conn.fetch("SELECT user_id, balance FROM balances ORDER BY user_id"),

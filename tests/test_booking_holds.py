@@ -36,6 +36,10 @@ async def test_schedules_seat_map_and_a_hold(shop: Shop) -> None:
     assert {s["status"] for s in seats.body} == {"AVAILABLE"}
     after = await shop.call("GET", f"/api/v1/reservations/{held.body['id']}", token)
     assert after.body["status"] == "CANCELED"
+    # An ended reservation still shows what it held, after its seats are held again.
+    assert (await shop.hold(token, s1, seats=[2])).status == 201
+    after = await shop.call("GET", f"/api/v1/reservations/{held.body['id']}", token)
+    assert after.body["seats"] == held.body["seats"] and after.body["total_price"] == 60_000
     assert (await shop.call("DELETE", f"/api/v1/reservations/{held.body['id']}", token)).status == 204
 
 
@@ -201,8 +205,9 @@ async def test_more_buyers_than_seats(shop: Shop) -> None:
     assert results.count(201) == seats // 2
     assert results.count(409) == 50 - seats // 2
     rows = await shop.pg.fetch("""
-        SELECT s.seat_number, count(rs.*) AS holds FROM concert_seats s
-        LEFT JOIN reservation_seats rs ON rs.seat_id = s.id AND rs.reservation_status = 'WAITING'
+        SELECT s.seat_number, count(r.*) AS holds FROM concert_seats s
+        LEFT JOIN reservations r ON r.schedule_id = s.schedule_id AND r.status = 'WAITING'
+             AND s.seat_number = ANY (r.seat_numbers)
         WHERE s.schedule_id = $1 GROUP BY s.seat_number""", s1)
     assert all(r["holds"] == 1 for r in rows), [r for r in rows if r["holds"] != 1]
     assert await shop.pg.fetchval(

@@ -99,8 +99,8 @@ async def test_refunds_racing_holds_leave_every_seat_in_one_live_reservation(sho
     await shop.audit()
     live = await shop.pg.fetchval("""
         SELECT count(*) FROM concert_seats s WHERE s.status <> 'AVAILABLE' AND NOT EXISTS (
-            SELECT 1 FROM reservation_seats rs WHERE rs.seat_id = s.id
-              AND rs.reservation_status IN ('WAITING', 'RESERVED'))""")
+            SELECT 1 FROM reservations r WHERE r.schedule_id = s.schedule_id
+              AND s.seat_number = ANY (r.seat_numbers) AND r.status IN ('WAITING', 'RESERVED'))""")
     assert live == 0
     assert await shop.pg.fetchval("SELECT count(*) FROM payments WHERE state = 'CANCELED'") == 8
 

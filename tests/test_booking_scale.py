@@ -19,6 +19,27 @@ async def _seats(shop: Shop, token: str, schedule_id: int, query: str = "",
         return r.status, r.headers.get("ETag"), body, r.headers.get("Content-Encoding", "")
 
 
+# The house buys these seats of the date in one reservation, as a sale long before would.
+SELL_TO_HOUSE = """
+WITH house AS (
+    INSERT INTO reservations (user_id, schedule_id, status, seat_count, total_price,
+                              hold_expires_at, seat_numbers, seat_prices)
+    SELECT 999999, $1, 'RESERVED', count(*), sum(price), now(),
+           array_agg(seat_number ORDER BY seat_number), array_agg(price ORDER BY seat_number)
+    FROM concert_seats WHERE schedule_id = $1 AND seat_number = ANY ($2::int[])
+    RETURNING id
+)
+UPDATE concert_seats SET status = 'RESERVED', reservation_id = (SELECT id FROM house)
+WHERE schedule_id = $1 AND seat_number = ANY ($2::int[])
+"""
+
+
+async def _sell_to_house(shop: Shop, schedule_id: int, numbers: list[int]) -> None:
+    async with shop.pg.acquire() as conn, conn.transaction():
+        await conn.execute("INSERT INTO users (id) VALUES (999999) ON CONFLICT DO NOTHING")
+        await conn.execute(SELL_TO_HOUSE, schedule_id, numbers)
+
+
 async def test_seat_maps_in_ranges_with_etags_that_change_with_any_seat(shop: Shop) -> None:
     concert_id, (s1,) = await shop.concert(seats=300)
     token = await shop.buyer(concert_id, 1)
@@ -52,14 +73,7 @@ async def test_seat_maps_in_ranges_with_etags_that_change_with_any_seat(shop: Sh
 async def test_best_available_on_a_nearly_sold_out_stadium(shop: Shop) -> None:
     concert_id, (s1,) = await shop.concert(seats=50_000, price=1_000)
     # Sell all but the last 300 seats (and a few scattered ones) in one go.
-    async with shop.pg.acquire() as conn, conn.transaction():
-        await conn.execute("INSERT INTO users (id) VALUES (999999) ON CONFLICT DO NOTHING")
-        rid = await conn.fetchval(
-            "INSERT INTO reservations (user_id, schedule_id, status, seat_count, total_price,"
-            " hold_expires_at) VALUES (999999, $1, 'RESERVED', 1, 1, now()) RETURNING id", s1)
-        await conn.execute(
-            "UPDATE concert_seats SET status = 'RESERVED', reservation_id = $2"
-            " WHERE schedule_id = $1 AND seat_number <= 49700 AND seat_number % 997 <> 0", s1, rid)
+    await _sell_to_house(shop, s1, [n for n in range(1, 49_701) if n % 997 != 0])
     free = await shop.pg.fetchval("SELECT count(*) FROM concert_seats WHERE status = 'AVAILABLE'")
     tokens = await shop.buyers(concert_id, range(1, 501))
     answers = await asyncio.gather(*(shop.hold(t, s1, quantity=1 + i % 2)
@@ -75,16 +89,9 @@ async def test_best_available_on_a_nearly_sold_out_stadium(shop: Shop) -> None:
 
 async def test_best_available_takes_the_lowest_run_past_sold_seats(shop: Shop) -> None:
     concert_id, (s1,) = await shop.concert(seats=50_000)
-    async with shop.pg.acquire() as conn, conn.transaction():
-        await conn.execute("INSERT INTO users (id) VALUES (999999) ON CONFLICT DO NOTHING")
-        rid = await conn.fetchval(
-            "INSERT INTO reservations (user_id, schedule_id, status, seat_count, total_price,"
-            " hold_expires_at) VALUES (999999, $1, 'RESERVED', 1, 1, now()) RETURNING id", s1)
-        # Free: 45005, 45007-45008, 45010-45012 and everything from 49990 on.
-        await conn.execute(
-            "UPDATE concert_seats SET status = 'RESERVED', reservation_id = $2 WHERE schedule_id = $1"
-            " AND seat_number < 49990 AND seat_number NOT IN (45005, 45007, 45008, 45010, 45011, 45012)",
-            s1, rid)
+    # Free: 45005, 45007-45008, 45010-45012 and everything from 49990 on.
+    gaps = {45005, 45007, 45008, 45010, 45011, 45012}
+    await _sell_to_house(shop, s1, [n for n in range(1, 49_990) if n not in gaps])
     buyer = await shop.buyer(concert_id, 1)
     taken = []
     for quantity in (3, 2, 1, 4):

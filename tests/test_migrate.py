@@ -35,3 +35,42 @@ async def test_concurrent_migrations_apply_each_once(database_url: str) -> None:
 def test_migrations_are_numbered_in_order() -> None:
     versions = [v for v, _, _ in migrations()]
     assert versions == list(range(1, len(versions) + 1))
+
+
+async def test_reservations_keep_their_seats_when_the_seat_links_go(database_url: str) -> None:
+    """0012 moves each reservation's seat numbers and prices from its links onto the row, ended
+    reservations (whose seats are on sale again) included."""
+    name = f"wr_mig_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(database_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    conn = await asyncpg.connect(with_database(database_url, name))
+    try:
+        for version, _, sql in migrations():
+            if version < 12:
+                await conn.execute(sql)
+        await conn.execute("""
+            INSERT INTO concerts (id, name, host) VALUES (1, 'c', 'h');
+            INSERT INTO concert_schedules (id, concert_id, concert_date) VALUES (1, 1, '2030-01-01');
+            INSERT INTO users (id) VALUES (7);
+            INSERT INTO concert_seats (id, schedule_id, seat_number, price)
+            SELECT n, 1, n, 100 * n FROM generate_series(1, 5) n;
+            INSERT INTO reservations (id, user_id, schedule_id, status, seat_count, total_price,
+                                      hold_expires_at)
+            VALUES (1, 7, 1, 'WAITING', 2, 700, now() + interval '1 hour'),
+                   (2, 7, 1, 'EXPIRED', 1, 100, now() - interval '1 hour');
+            UPDATE concert_seats SET status = 'PENDING', reservation_id = 1,
+                   hold_expires_at = now() + interval '1 hour' WHERE id IN (4, 3);
+            INSERT INTO reservation_seats (reservation_id, reservation_status, seat_id,
+                                           seat_number, price)
+            VALUES (1, 'WAITING', 4, 4, 400), (1, 'WAITING', 3, 3, 300), (2, 'EXPIRED', 1, 1, 100);
+        """)
+        for version, _, sql in migrations():
+            if version == 12:
+                await conn.execute(sql)
+        rows = await conn.fetch("SELECT id, seat_numbers, seat_prices FROM reservations ORDER BY id")
+        assert [tuple(r) for r in rows] == [(1, [3, 4], [300, 400]), (2, [1], [100])]
+        assert await conn.fetchval("SELECT to_regclass('reservation_seats')") is None
+    finally:
+        await conn.close()
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        await admin.close()
