@@ -91,7 +91,11 @@ async def seats_in_page(page: Page) -> int:
 
 
 async def scroll_to(page: Page, where: str) -> None:
-    await page.locator("#seats").evaluate(f"box => {{ box.scrollTop = {where}; }}")
+    """Scroll the map, and come back once the page has drawn the rows there (its draw runs in
+    the animation frame after the scroll event: two frames later it has)."""
+    await page.locator("#seats").evaluate(
+        f"box => new Promise(done => {{ box.scrollTop = {where}; "
+        "requestAnimationFrame(() => requestAnimationFrame(done)); })")
 
 
 async def test_a_big_map_holds_few_seats_asks_only_near_the_view_and_sells_its_end(
