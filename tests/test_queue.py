@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from importlib import resources
 
 import asyncpg
 import pytest
@@ -135,6 +136,18 @@ async def test_batched_joins_across_concerts_each_list_their_concert_and_index(
     for c in (1, 2, 3):
         places = sorted(t.position or 0 for t in tickets if t.concert_id == c)
         assert places == list(range(1, 201))
+
+
+async def test_the_scripts_name_the_keys_the_module_names(queues: Queues) -> None:
+    # The concert scripts get the key prefix alone and name the keys from it (lua/_lib.lua):
+    # a name that drifts from keys.py would read or write a key nobody else does.
+    prelude = (resources.files("waitingroom") / "lua" / "_lib.lua").read_text()
+    named = await queues.redis.eval(
+        prelude + "\nreturn {K_SEQ, K_Q, K_ACT, K_TOK, K_USERS, K_SEEN, K_DEP, K_DEPLOG,"
+                  " K_STATE, K_CFG, K_GONE, K_HIST}",
+        1, ConcertKeys(7).prefix)
+    assert [name.decode() for name in named] == list(ConcertKeys(7).queue_keys)
+    assert queue.concert_keys(7) == (ConcertKeys(7).prefix,)
 
 
 async def test_a_failing_shared_command_fails_its_callers_only(queues: Queues) -> None:

@@ -63,11 +63,9 @@ def new_token() -> str:
 
 @functools.lru_cache(maxsize=4096)
 def concert_keys(concert_id: int) -> tuple[str, ...]:
-    """KEYS[1..NK] of every concert script, in the order lua/_lib.lua names them (built once
-    per concert: every join, poll and socket passes them)."""
-    k = ConcertKeys(concert_id)
-    return (k.seq, k.queue, k.active, k.tokens, k.users, k.seen, k.departed, k.deplog, k.state,
-            k.config, k.gone, k.history)
+    """KEYS[1..NK] of every concert script: the concert's key prefix, from which lua/_lib.lua
+    names its keys (built once per concert: every join, poll and socket passes it)."""
+    return (ConcertKeys(concert_id).prefix,)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
