@@ -201,7 +201,7 @@ class Queues:
         index = keys.token_index(new)
         raw, _ = await self.batch.run(
             self.scripts.join, concert_keys(concert_id), (user_id, new),
-            lambda pipe: pipe.execute_command("SET", index, concert_id, "EX", INDEX_TTL),
+            also=(("SET", index, concert_id, "EX", INDEX_TTL),),
             once=("SADD", keys.CONCERTS, concert_id))
         created, token, *rest = raw
         token = text(token)
