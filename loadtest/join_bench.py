@@ -7,8 +7,8 @@ Starts its own throwaway Redis and PostgreSQL, one web process (RATE_LIMIT_JOINS
 joins allowed, as in loadtest.bench) and the bare process; rounds alternate bare and gateway so
 that both see the same machine. Each round also gives the CPU time each process spent per join
 (user + system, from /proc), a ratio that a busy machine disturbs less than requests per
-second do. With --profile, py-spy records the web process under load and
-writes the collapsed stacks to loadtest/reports/<timestamp>-joins.collapsed.
+second do, and Redis's CPU time per join (INFO cpu). With --profile, py-spy records the web
+process under load and writes the collapsed stacks to loadtest/reports/<timestamp>-joins.collapsed.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+from redis.asyncio import Redis
+
 from waitingroom.servers import free_port
 
 from . import profile, wrk
@@ -30,30 +32,46 @@ REPORTS = Path(__file__).parent / "reports"
 
 
 async def _bench(args: argparse.Namespace, url: str, bare_url: str, web_pid: int,
-                 bare_pid: int) -> int:
+                 bare_pid: int, redis_url: str) -> int:
+    redis = Redis.from_url(redis_url)
+    try:
+        return await _rounds(args, url, bare_url, web_pid, bare_pid, redis)
+    finally:
+        await redis.aclose()
+
+
+async def _rounds(args: argparse.Namespace, url: str, bare_url: str, web_pid: int,
+                  bare_pid: int, redis: Redis) -> int:
     base = int(time.time()) % 100_000 * 10**10
     phase = 0
 
-    async def hit(target: str, seconds: float, pid: int) -> tuple[wrk.HttpResult, float]:
-        """wrk's figures and the server's CPU microseconds per request."""
+    async def redis_cpu() -> float:
+        info = await redis.info("cpu")
+        return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+    async def hit(target: str, seconds: float, pid: int) -> tuple[wrk.HttpResult, float, float]:
+        """wrk's figures, and the server's and Redis's CPU microseconds per request."""
         nonlocal phase
         phase += 1
-        before = cpu_seconds(pid)
+        before, redis_before = cpu_seconds(pid), await redis_cpu()
         result = await wrk.run(target, 1, base_user=base + phase * 10**9, seconds=seconds,
                                connections=args.connections)
-        return result, (cpu_seconds(pid) - before) * 1e6 / max(1, result.requests)
+        n = max(1, result.requests)
+        return (result, (cpu_seconds(pid) - before) * 1e6 / n,
+                (await redis_cpu() - redis_before) * 1e6 / n)
 
     await hit(bare_url, 2, bare_pid)
     await hit(url, 2, web_pid)
     ratios, cpu_ratios = [], []
     for i in range(args.rounds):
-        bare, bare_cpu = await hit(bare_url, args.seconds, bare_pid)
-        gw, gw_cpu = await hit(url, args.seconds, web_pid)
+        bare, bare_cpu, _ = await hit(bare_url, args.seconds, bare_pid)
+        gw, gw_cpu, gw_redis = await hit(url, args.seconds, web_pid)
         r = gw.rps / bare.rps
         ratios.append(r)
         cpu_ratios.append(bare_cpu / gw_cpu)
         print(f"round {i + 1}: gateway {gw.rps:,.0f}/s (p50 {gw.p50_ms:.1f} ms, p99 "
-              f"{gw.p99_ms:.1f} ms, errors {gw.errors}, CPU {gw_cpu:.0f} µs/join), bare "
+              f"{gw.p99_ms:.1f} ms, errors {gw.errors}, CPU {gw_cpu:.0f} µs/join, Redis "
+              f"{gw_redis:.0f} µs/join), bare "
               f"{bare.rps:,.0f}/s (p99 {bare.p99_ms:.1f} ms, CPU {bare_cpu:.0f} µs/join): "
               f"{r:.2f}×, CPU per join {cpu_ratios[-1]:.2f}×", flush=True)
     print(f"joins/s ÷ bare handler: median {statistics.median(ratios):.2f}× "
@@ -90,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with managed(None, None) as stack:
             return asyncio.run(_bench(args, stack.url, f"http://127.0.0.1:{bare_port}",
-                                      stack.webs[0].pid, bare.pid))
+                                      stack.webs[0].pid, bare.pid, stack.redis_url))
     finally:
         bare.stop()
 
