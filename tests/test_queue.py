@@ -7,11 +7,16 @@ from importlib import resources
 
 import asyncpg
 import pytest
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from booking.errors import TokenInvalid
 from waitingroom import admission, keys, queue
 from waitingroom.keys import ConcertKeys
 from waitingroom.queue import Queues
+from waitingroom.scripts import AutoPipeline
 from waitingroom.settings import Settings
 from waitingroom.sockets import ConcertView
 
@@ -148,6 +153,31 @@ async def test_the_scripts_name_the_keys_the_module_names(queues: Queues) -> Non
         1, ConcertKeys(7).prefix)
     assert [name.decode() for name in named] == list(ConcertKeys(7).queue_keys)
     assert queue.concert_keys(7) == (ConcertKeys(7).prefix,)
+
+
+async def test_a_batch_whose_replies_never_come_fails_in_the_socket_timeout(queues: Queues) -> None:
+    # A server that takes the batch and never answers: its callers hear of it within the
+    # client's socket timeout (and its retries), they do not wait forever.
+    done = asyncio.Event()
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await done.wait()
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    mute = Redis(host="127.0.0.1", port=port, socket_timeout=0.2,
+                 retry=Retry(NoBackoff(), 1), retry_on_error=[RedisTimeoutError])
+    try:
+        batch = AutoPipeline(mute)
+        call = batch.run(queues.scripts.status, queue.concert_keys(1), ["nope"])
+        with pytest.raises(RedisTimeoutError):
+            await asyncio.wait_for(call, 10)
+    finally:
+        await mute.aclose()
+        done.set()
+        server.close()
+        await server.wait_closed()
 
 
 async def test_a_failing_shared_command_fails_its_callers_only(queues: Queues) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import math
 from collections.abc import Sequence
 from importlib import resources
 from typing import Any
@@ -12,6 +13,7 @@ from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 from redis.exceptions import DataError, NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import EncodableT
 
 # Scripts on one concert's keys get the shared prelude (lua/_lib.lua); the others stand alone.
@@ -218,11 +220,17 @@ class AutoPipeline:
         async def exchange() -> list[Any]:
             await conn.send_packed_command(wire)
             results: list[Any] = []
-            for _ in commands:
-                try:
-                    results.append(await conn.read_response())
-                except ResponseError as e:
-                    results.append(e)
+            try:
+                # One deadline for all the batch's replies: a timer per reply (as redis-py
+                # sets by default) costs more than reading the reply.
+                async with asyncio.timeout(conn.socket_timeout):
+                    for _ in commands:
+                        try:
+                            results.append(await conn.read_response(timeout=math.inf))
+                        except ResponseError as e:
+                            results.append(e)
+            except TimeoutError:  # the read was cut off, and the connection closed with it
+                raise RedisTimeoutError("Timeout reading a batch of replies") from None
             return results
 
         async def lost(error: Exception) -> None:
