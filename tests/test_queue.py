@@ -155,6 +155,16 @@ async def test_the_scripts_name_the_keys_the_module_names(queues: Queues) -> Non
     assert queue.concert_keys(7) == (ConcertKeys(7).prefix,)
 
 
+async def test_a_batch_connection_that_redis_closed_is_opened_again(queues: Queues) -> None:
+    # Batches keep their connections between them; one that Redis closed meanwhile (as in a
+    # restart) is connected again by the next batch's retry, unseen by its callers.
+    assert (await queues.join(1, 1)).position == 1
+    killed = await queues.redis.client_kill_filter(_type="normal", skipme=True)
+    assert killed >= 1
+    assert (await queues.join(1, 2)).position == 2
+    assert (await queues.join(1, 1)).position == 1
+
+
 async def test_a_batch_whose_replies_never_come_fails_in_the_socket_timeout(queues: Queues) -> None:
     # A server that takes the batch and never answers: its callers hear of it within the
     # client's socket timeout (and its retries), they do not wait forever.

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from importlib import resources
 from typing import Any
 
-from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio import Connection, ConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 from redis.exceptions import DataError, NoScriptError, ResponseError
@@ -104,6 +104,10 @@ class AutoPipeline:
         self.redis = redis
         # None on a cluster: its pipeline routes each command to its node.
         self._pool = None if isinstance(redis, RedisCluster) else redis.connection_pool
+        # Connections taken from the pool and kept (at most IN_FLIGHT): asking the pool for
+        # one costs a lock, a timer and a liveness check per batch. A kept connection that
+        # Redis closed is found out by the batch's retry, which connects it again.
+        self._idle: list[Connection] = []
         self._waiting: list[_Call] = []
         self._flushes: set[asyncio.Task[None]] = set()
         self._scheduled = False
@@ -210,12 +214,14 @@ class AutoPipeline:
             results: list[Any] = await pipe.execute(raise_on_error=False)
             return results
 
-    @staticmethod
-    async def _write_read(pool: ConnectionPool, commands: list[Command]) -> list[Any]:
+    async def _write_read(self, pool: ConnectionPool, commands: list[Command]) -> list[Any]:
         """As a redis-py pipeline does it, error replies in place of their results, and on a
         connection lost the whole batch again on a new one (as many times as its retry says)."""
         wire = b"".join(map(pack, commands))
-        conn = await pool.get_connection()  # type: ignore[no-untyped-call]
+        if self._idle:
+            conn = self._idle.pop()
+        else:
+            conn = await pool.get_connection()  # type: ignore[no-untyped-call]
 
         async def exchange() -> list[Any]:
             await conn.send_packed_command(wire)
@@ -238,6 +244,8 @@ class AutoPipeline:
 
         try:
             results: list[Any] = await conn.retry.call_with_retry(exchange, lost)
-            return results
-        finally:
+        except BaseException:
             await pool.release(conn)
+            raise
+        self._idle.append(conn)
+        return results
