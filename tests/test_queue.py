@@ -122,7 +122,7 @@ async def test_a_token_s_concert_is_remembered_but_its_record_still_decides(
 async def test_remembered_tokens_are_bounded(queues: Queues, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(queue, "KNOWN_TOKENS", 3)
     tickets = [await queues.join(1, user) for user in range(1, 6)]
-    assert len(queues._concert_of) == 3
+    assert list(queues._concert_of) == [t.token for t in tickets[2:]]
     # The oldest were forgotten, and are read from the index again.
     assert [(await queues.lookup(t.token))[0] for t in tickets] == [1] * 5
     assert len(queues._concert_of) == 3
