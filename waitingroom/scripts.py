@@ -96,7 +96,7 @@ class AutoPipeline:
     Under a flash crowd many joins arrive together; batching them costs Redis and this process
     one write and one read for the lot instead of one each. redis-py's own pipelines would first
     ask SCRIPT EXISTS (a round trip more): scripts are loaded only when Redis does not know them.
-    On a single Redis the batch is packed here and written on a pooled connection as it is:
+    On a single Redis the batch is packed here and written as it is on a connection this keeps:
     redis-py's pipeline spends more on its bookkeeping than Redis spends running the scripts.
     """
 
