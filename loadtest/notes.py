@@ -10,16 +10,16 @@ from .report import Report
 
 WHY: dict[str, str] = {
     "joins": (
-        "The web process is CPU-bound in Python (about 90 % of a core, redis-server about 15 %). "
-        "Joins made in the same event-loop turn share one Redis pipeline (`EVALSHA join`, the "
-        "token index `SET` and `SADD wr:concerts` each; `waitingroom/scripts.py: AutoPipeline`), "
-        "with the hiredis parser: that took joins from about 2,800/s to 7,000-7,600/s on this "
-        "machine. What remains is redis-py packing commands in Python (`pack_command` and "
-        "`Encoder.encode`, about 18 % self time: a join sends 11 key names) and aiohttp's "
-        "request handling. The bare handler does no I/O, so 0.5× of it needs a join that costs "
-        "about one bare request. What would move it: fewer declared keys per script (derive "
-        "them from one hash-tagged prefix inside Lua), a client that packs commands in C, and "
-        "more web processes (one per core)."),
+        "The web process is CPU-bound in Python. Joins made in the same event-loop turn share "
+        "one round trip (`EVALSHA join` with the concert's key prefix as its one key, the token "
+        "index `SET`, and `SADD wr:concerts` once per batch; `waitingroom/scripts.py: "
+        "AutoPipeline`), packed by the gateway and written on connections it keeps. What "
+        "remains is aiohttp's own request handling and the writing of answers (about half the "
+        "samples), the round trip (about a fifth, much of it the `send` to Redis), the view's "
+        "and the middlewares' Python. The bare handler does no I/O, so 0.5× of it needs a join "
+        "that costs about two bare requests. What would move it: fewer middleware layers, a "
+        "token that names its concert (no index `SET` per join), and more web processes (one "
+        "per core)."),
     "scale-out": (
         "On 2 cores, two web processes share them with wrk, redis-server and the admitter; the "
         "bare process's own 2-vs-1 ratio, measured in the same run, is the machine's ceiling. "

@@ -15,7 +15,8 @@ import pytest
 from redis.asyncio import Redis
 
 from waitingroom import admission
-from waitingroom.queue import Queues, concert_keys
+from waitingroom.keys import ConcertKeys
+from waitingroom.queue import Queues
 from waitingroom.verify import mac
 
 from .conftest import AddConcert, AppClient, MakeSettings, admin_headers, bearer, eventually
@@ -296,7 +297,7 @@ async def test_an_opening_survives_redis_coming_back_empty(
     concert = await add_concert()
     scheduled = await _schedule(client, concert, 600)
     # Redis loses the concert's queue (as when it comes back empty).
-    await redis.delete(*concert_keys(concert))
+    await redis.delete(*ConcertKeys(concert).queue_keys)
     await admission.tick(queues, pg)
     r = await client.get(f"/admin/concerts/{concert}/queue", headers=admin_headers(
         queues.settings))

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+from importlib import resources
 
 import asyncpg
 import pytest
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from booking.errors import TokenInvalid
 from waitingroom import admission, keys, queue
 from waitingroom.keys import ConcertKeys
 from waitingroom.queue import Queues
+from waitingroom.scripts import AutoPipeline
 from waitingroom.settings import Settings
 from waitingroom.sockets import ConcertView
 
@@ -127,7 +133,7 @@ async def test_a_token_s_concert_is_remembered_but_its_record_still_decides(
 async def test_remembered_tokens_are_bounded(queues: Queues, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(queue, "KNOWN_TOKENS", 3)
     tickets = [await queues.join(1, user) for user in range(1, 6)]
-    assert len(queues._concert_of) == 3
+    assert list(queues._concert_of) == [t.token for t in tickets[2:]]
     # The oldest were forgotten, and are read from the index again.
     assert [(await queues.lookup(t.token))[0] for t in tickets] == [1] * 5
     assert len(queues._concert_of) == 3
@@ -146,6 +152,53 @@ async def test_batched_joins_across_concerts_each_list_their_concert_and_index(
     for c in (1, 2, 3):
         places = sorted(t.position or 0 for t in tickets if t.concert_id == c)
         assert places == list(range(1, 201))
+
+
+async def test_the_scripts_name_the_keys_the_module_names(queues: Queues) -> None:
+    # The concert scripts get the key prefix alone and name the keys from it (lua/_lib.lua):
+    # a name that drifts from keys.py would read or write a key nobody else does.
+    prelude = (resources.files("waitingroom") / "lua" / "_lib.lua").read_text()
+    named = await queues.redis.eval(
+        prelude + "\nreturn {K_SEQ, K_Q, K_ACT, K_TOK, K_USERS, K_SEEN, K_DEP, K_DEPLOG,"
+                  " K_STATE, K_CFG, K_GONE, K_HIST}",
+        1, ConcertKeys(7).prefix)
+    assert [name.decode() for name in named] == list(ConcertKeys(7).queue_keys)
+    assert queue.concert_keys(7) == (ConcertKeys(7).prefix,)
+
+
+async def test_a_batch_connection_that_redis_closed_is_opened_again(queues: Queues) -> None:
+    # Batches keep their connections between them; one that Redis closed meanwhile (as in a
+    # restart) is connected again by the next batch's retry, unseen by its callers.
+    assert (await queues.join(1, 1)).position == 1
+    killed = await queues.redis.client_kill_filter(_type="normal", skipme=True)
+    assert killed >= 1
+    assert (await queues.join(1, 2)).position == 2
+    assert (await queues.join(1, 1)).position == 1
+
+
+async def test_a_batch_whose_replies_never_come_fails_in_the_socket_timeout(queues: Queues) -> None:
+    # A server that takes the batch and never answers: its callers hear of it within the
+    # client's socket timeout (and its retries), they do not wait forever.
+    done = asyncio.Event()
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await done.wait()
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    mute = Redis(host="127.0.0.1", port=port, socket_timeout=0.2,
+                 retry=Retry(NoBackoff(), 1), retry_on_error=[RedisTimeoutError])
+    try:
+        batch = AutoPipeline(mute)
+        call = batch.run(queues.scripts.status, queue.concert_keys(1), ["nope"])
+        with pytest.raises(RedisTimeoutError):
+            await asyncio.wait_for(call, 10)
+    finally:
+        await mute.aclose()
+        done.set()
+        server.close()
+        await server.wait_closed()
 
 
 async def test_a_failing_shared_command_fails_its_callers_only(queues: Queues) -> None:

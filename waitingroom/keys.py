@@ -42,8 +42,12 @@ class ConcertKeys:
 
     concert_id: int
 
+    @property
+    def prefix(self) -> str:  # every key below starts with it; KEYS[1] of the concert scripts
+        return f"{PREFIX}:{{c:{self.concert_id}}}:"
+
     def _k(self, name: str) -> str:
-        return f"{PREFIX}:{{c:{self.concert_id}}}:{name}"
+        return self.prefix + name
 
     @property
     def seq(self) -> str:  # INCR: the next ticket number
@@ -109,6 +113,12 @@ class ConcertKeys:
     @property
     def eta_errors(self) -> str:  # LIST the latest relative errors of ETAs, newest first
         return self._k("etae")
+
+    @property
+    def queue_keys(self) -> tuple[str, ...]:
+        """The keys lua/_lib.lua names from the prefix, in its order."""
+        return (self.seq, self.queue, self.active, self.tokens, self.users, self.seen,
+                self.departed, self.deplog, self.state, self.config, self.gone, self.history)
 
     def held(self, proc_id: str) -> str:  # SET of tokens whose socket one web process holds
         return self._k(f"held:{proc_id}")

@@ -8,6 +8,7 @@ configuration, figures and pub/sub. Several keys change together only inside a L
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import functools
 import math
@@ -63,11 +64,9 @@ def new_token() -> str:
 
 @functools.lru_cache(maxsize=4096)
 def concert_keys(concert_id: int) -> tuple[str, ...]:
-    """KEYS[1..NK] of every concert script, in the order lua/_lib.lua names them (built once
-    per concert: every join, poll and socket passes them)."""
-    k = ConcertKeys(concert_id)
-    return (k.seq, k.queue, k.active, k.tokens, k.users, k.seen, k.departed, k.deplog, k.state,
-            k.config, k.gone, k.history)
+    """KEYS[1..NK] of every concert script: the concert's key prefix, from which lua/_lib.lua
+    names its keys (built once per concert: every join, poll and socket passes it)."""
+    return (ConcertKeys(concert_id).prefix,)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -173,7 +172,10 @@ class Queues:
         self.settings = settings
         self.scripts = Scripts.register(redis)
         self.batch = AutoPipeline(redis)
-        self._concert_of: dict[str, int] = {}
+        # Ordered by when remembered: the oldest goes first, in constant time (a plain dict's
+        # first key is found by stepping over every slot its earlier deletions left behind,
+        # which at KNOWN_TOKENS cost more than the rest of a join).
+        self._concert_of: collections.OrderedDict[str, int] = collections.OrderedDict()
 
     def _rate(self, cfg_rate: Any, paused: Any, measured: Any, on_sale: Any) -> RateInfo:
         return RateInfo.parse(cfg_rate, paused, measured, on_sale, self.settings.admit_rate)
@@ -203,7 +205,7 @@ class Queues:
         index = keys.token_index(new)
         raw, _ = await self.batch.run(
             self.scripts.join, concert_keys(concert_id), (user_id, new),
-            lambda pipe: pipe.execute_command("SET", index, concert_id, "EX", INDEX_TTL),
+            also=(("SET", index, concert_id, "EX", INDEX_TTL),),
             once=("SADD", keys.CONCERTS, concert_id))
         created, token, *rest = raw
         token = text(token)
@@ -236,7 +238,7 @@ class Queues:
 
     def _remember(self, token: str, concert_id: int) -> None:
         if len(self._concert_of) >= KNOWN_TOKENS:
-            del self._concert_of[next(iter(self._concert_of))]  # the oldest
+            self._concert_of.popitem(last=False)  # the oldest
         self._concert_of[token] = concert_id
 
     async def status(self, token: str) -> Ticket:
@@ -270,7 +272,7 @@ class Queues:
         raw, _ = await self.batch.run(
             self.scripts.leave, concert_keys(concert_id),
             (token, reason, STATE_CODES[only] if only else "", keys.channel(concert_id), event),
-            lambda pipe: pipe.execute_command("EXPIRE", index, self.settings.token_retention))
+            also=(("EXPIRE", index, self.settings.token_retention),))
         if not raw:
             raise TokenInvalid()
         before = TokenRecord.parse(raw)

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Callable, Sequence
+import math
+from collections.abc import Sequence
 from importlib import resources
 from typing import Any
 
-from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
-from redis.asyncio.cluster import ClusterPipeline, RedisCluster
+from redis.asyncio import Connection, ConnectionPool, Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError
+from redis.exceptions import DataError, NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.typing import EncodableT
 
 # Scripts on one concert's keys get the shared prelude (lua/_lib.lua); the others stand alone.
 _CONCERT = ("join", "status", "leave", "attach", "detach", "reap", "admit", "stock", "snapshot",
@@ -25,7 +27,6 @@ IN_FLIGHT = 2
 # A single Redis or a Redis Cluster (REDIS_CLUSTER=true): the same calls work on both, as long as
 # every script and MULTI touches one slot (keys.py) and pipelines need not be atomic.
 Client = Redis | RedisCluster
-AnyPipeline = Pipeline | ClusterPipeline
 
 
 def _source(name: str) -> str:
@@ -57,19 +58,36 @@ class Scripts:
         return cls(**scripts)
 
 
+# A command as its arguments, sent alongside a script call (AutoPipeline.run).
+Command = tuple[EncodableT, ...]
+
+
+def _bulk(arg: EncodableT) -> bytes:
+    """One argument on the wire, encoded as redis-py encodes it (UTF-8 text, numbers by repr)."""
+    if isinstance(arg, bytes):
+        raw = arg
+    elif isinstance(arg, str):
+        raw = arg.encode()
+    elif isinstance(arg, int | float) and not isinstance(arg, bool):
+        raw = repr(arg).encode()
+    else:
+        raise DataError(f"A Redis argument must be bytes, text or a number, not {type(arg).__name__}")
+    return b"$%d\r\n%b\r\n" % (len(raw), raw)
+
+
+def pack(command: Sequence[EncodableT]) -> bytes:
+    """A command as Redis reads it (RESP): an array of bulk strings."""
+    return b"*%d\r\n%b" % (len(command), b"".join(map(_bulk, command)))
+
+
 @dataclasses.dataclass(slots=True)
 class _Call:
     script: AsyncScript
-    keys: Sequence[Any]
-    args: Sequence[Any]
-    more: Callable[[AnyPipeline], object]
+    keys: Sequence[EncodableT]
+    args: Sequence[EncodableT]
+    also: Sequence[Command]
     future: asyncio.Future[list[Any]]
-    once: tuple[Any, ...] | None = None
-    size: int = 0
-
-
-def _nothing(pipe: AnyPipeline) -> None:
-    pass
+    once: Command | None = None
 
 
 class AutoPipeline:
@@ -78,25 +96,33 @@ class AutoPipeline:
     Under a flash crowd many joins arrive together; batching them costs Redis and this process
     one write and one read for the lot instead of one each. redis-py's own pipelines would first
     ask SCRIPT EXISTS (a round trip more): scripts are loaded only when Redis does not know them.
+    On a single Redis the batch is packed here and written as it is on a connection this keeps:
+    redis-py's pipeline spends more on its bookkeeping than Redis spends running the scripts.
     """
 
     def __init__(self, redis: Client) -> None:
         self.redis = redis
+        # None on a cluster: its pipeline routes each command to its node.
+        self._pool = None if isinstance(redis, RedisCluster) else redis.connection_pool
+        # Connections taken from the pool and kept (at most IN_FLIGHT): asking the pool for
+        # one costs a lock, a timer and a liveness check per batch. A kept connection that
+        # Redis closed is found out by the batch's retry, which connects it again.
+        self._idle: list[Connection] = []
         self._waiting: list[_Call] = []
         self._flushes: set[asyncio.Task[None]] = set()
         self._scheduled = False
 
-    async def run(self, script: AsyncScript, keys: Sequence[Any], args: Sequence[Any],
-                  more: Callable[[AnyPipeline], object] = _nothing,
-                  once: tuple[Any, ...] | None = None) -> list[Any]:
-        """The script's result followed by those of the commands `more` adds to the pipeline.
+    async def run(self, script: AsyncScript, keys: Sequence[EncodableT],
+                  args: Sequence[EncodableT], also: Sequence[Command] = (),
+                  once: Command | None = None) -> list[Any]:
+        """The script's result followed by those of the commands `also` (sent right after it).
 
-        `once` is a command (its arguments) that must run alongside but is the same for many
-        callers (an idempotent one, such as SADD of a constant): the batch sends each distinct
-        one a single time, after the scripts, and fails every caller that asked for it if it
-        fails; its result is not returned."""
+        `once` is a command that must run alongside but is the same for many callers (an
+        idempotent one, such as SADD of a constant): the batch sends each distinct one a single
+        time, after the scripts, and fails every caller that asked for it if it fails; its
+        result is not returned."""
         loop = asyncio.get_running_loop()
-        call = _Call(script, keys, args, more, loop.create_future(), once)
+        call = _Call(script, keys, args, also, loop.create_future(), once)
         self._waiting.append(call)
         self._schedule(loop)
         return await call.future
@@ -134,7 +160,8 @@ class AutoPipeline:
             again: list[_Call] = []
             at = 0
             for call in calls:
-                mine, at = results[at:at + call.size], at + call.size
+                size = 1 + len(call.also)
+                mine, at = results[at:at + size], at + size
                 if isinstance(mine[0], NoScriptError):
                     again.append(call)
                 elif not call.future.done():
@@ -153,23 +180,72 @@ class AutoPipeline:
             if not call.future.done():
                 call.future.set_exception(RuntimeError("Redis forgot a script as soon as it was loaded"))
 
+    @staticmethod
+    def _commands(calls: list[_Call]) -> tuple[list[Command], list[Command]]:
+        """Every command of the batch in order, and the `once` ones (sent last)."""
+        out: list[Command] = []
+        once: dict[Command, None] = {}
+        for call in calls:
+            out.append(("EVALSHA", call.script.sha, len(call.keys), *call.keys, *call.args))
+            out.extend(call.also)
+            if call.once is not None:
+                once[call.once] = None
+        return out, list(once)
+
     async def _execute(self, calls: list[_Call]) -> tuple[list[Any], dict[Any, Exception]]:
         """Every call's results, and the `once` commands that failed with their error."""
-        once: dict[tuple[Any, ...], None] = {}
+        commands, once = self._commands(calls)
+        commands += once
+        if self._pool is None:
+            results = await self._pipeline(commands)
+        else:
+            results = await self._write_read(self._pool, commands)
+        tail = results[len(results) - len(once):]
+        failed = {cmd: r for cmd, r in zip(once, tail, strict=True) if isinstance(r, Exception)}
+        return results, failed
+
+    async def _pipeline(self, commands: list[Command]) -> list[Any]:
         async with self.redis.pipeline(transaction=False) as pipe:
-            for call in calls:
-                before = len(pipe)
-                # As pipe.evalsha, which redis-py's cluster pipeline refuses (it cannot know
-                # that a script's keys share a slot; ours do, and EVALSHA is routed by them).
-                pipe.execute_command("EVALSHA", call.script.sha, len(call.keys), *call.keys,
-                                     *call.args)
-                call.more(pipe)
-                call.size = len(pipe) - before
-                if call.once is not None:
-                    once[call.once] = None
-            for cmd in once:
-                pipe.execute_command(*cmd)
+            for command in commands:
+                # EVALSHA as a plain command: redis-py's cluster pipeline refuses pipe.evalsha
+                # (it cannot know that a script's keys share a slot; ours do, and EVALSHA is
+                # routed by them).
+                pipe.execute_command(*command)
             results: list[Any] = await pipe.execute(raise_on_error=False)
-            tail = results[len(results) - len(once):]
-            failed = {cmd: r for cmd, r in zip(once, tail, strict=True) if isinstance(r, Exception)}
-            return results, failed
+            return results
+
+    async def _write_read(self, pool: ConnectionPool, commands: list[Command]) -> list[Any]:
+        """As a redis-py pipeline does it, error replies in place of their results, and on a
+        connection lost the whole batch again on a new one (as many times as its retry says)."""
+        wire = b"".join(map(pack, commands))
+        if self._idle:
+            conn = self._idle.pop()
+        else:
+            conn = await pool.get_connection()  # type: ignore[no-untyped-call]
+
+        async def exchange() -> list[Any]:
+            await conn.send_packed_command(wire)
+            results: list[Any] = []
+            try:
+                # One deadline for all the batch's replies: a timer per reply (as redis-py
+                # sets by default) costs more than reading the reply.
+                async with asyncio.timeout(conn.socket_timeout):
+                    for _ in commands:
+                        try:
+                            results.append(await conn.read_response(timeout=math.inf))
+                        except ResponseError as e:
+                            results.append(e)
+            except TimeoutError:  # the read was cut off, and the connection closed with it
+                raise RedisTimeoutError("Timeout reading a batch of replies") from None
+            return results
+
+        async def lost(error: Exception) -> None:
+            await conn.disconnect()
+
+        try:
+            results: list[Any] = await conn.retry.call_with_retry(exchange, lost)
+        except BaseException:
+            await pool.release(conn)
+            raise
+        self._idle.append(conn)
+        return results

@@ -1,9 +1,12 @@
--- Shared prelude, prepended to every concert script. KEYS[1..NK] are always the concert's keys
--- in this order (queue.concert_keys); KEYS[NK + 1 ..] are script-specific.
-local NK = 12
-local K_SEQ, K_Q, K_ACT, K_TOK, K_USERS, K_SEEN = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
-local K_DEP, K_DEPLOG, K_STATE, K_CFG, K_GONE = KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11]
-local K_HIST = KEYS[12]
+-- Shared prelude, prepended to every concert script. KEYS[1] is the concert's key prefix
+-- (keys.ConcertKeys.prefix): its keys are named here from it, so that a call passes one key
+-- instead of twelve. They carry the prefix's hash tag, so on a Redis Cluster they live in the
+-- slot the call is routed to. KEYS[NK + 1 ..] are script-specific.
+local NK = 1
+local P = KEYS[1]
+local K_SEQ, K_Q, K_ACT, K_TOK = P .. 'seq', P .. 'q', P .. 'active', P .. 'tok'
+local K_USERS, K_SEEN, K_DEP, K_DEPLOG = P .. 'users', P .. 'seen', P .. 'dep', P .. 'deplog'
+local K_STATE, K_CFG, K_GONE, K_HIST = P .. 'state', P .. 'cfg', P .. 'gone', P .. 'hist'
 
 -- Redis's clock, never a host's: every process agrees on it.
 local function now_ms()
