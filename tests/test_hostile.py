@@ -9,11 +9,14 @@ import os
 import socket
 import struct
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+
+from tests.conftest import eventually
 
 FLOODERS = 100
 GOOD = 1000
@@ -98,5 +101,74 @@ async def test_ping_floods_are_cut_off_and_others_are_served(spawn: Callable[...
         assert after - before < FLOODERS * 1024, (before, after)
         # The process still answers as before.
         assert await ping_pong(good[0]) < 10
+        for ws in good:
+            await ws.close()
+
+
+STORM = 3000  # upgrades with tokens that name nobody
+AT_ONCE = 200
+
+
+async def test_a_storm_of_upgrades_with_garbage_tokens_does_not_stop_legitimate_clients(
+        spawn: Callable[..., Any], add_concert: Any) -> None:
+    concert = await add_concert()
+    web = await spawn("web", ADMIT_RATE="0", WAIT_GRACE="600")
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as s:
+        async def join(user: int) -> str:
+            async with s.post(f"{web.url}/api/v1/concerts/{concert}/queue",
+                              json={"user_id": user}) as r:
+                assert r.status == 201
+                return str((await r.json())["token"])
+
+        async def ping_pong(ws: aiohttp.ClientWebSocketResponse) -> None:
+            await ws.send_json({"type": "ping"})
+            while (await ws.receive_json(timeout=10))["type"] != "pong":
+                pass
+
+        tokens = await asyncio.gather(*(join(u) for u in range(1, 101)))
+        good = [await s.ws_connect(f"{web.url}/ws/queue?token={t}") for t in tokens]
+        for ws in good:
+            assert (await ws.receive_json(timeout=10))["type"] == "position"
+        before = rss_kb(web.proc.pid)
+
+        # Half of them well formed (each costs the server a Redis lookup), half not.
+        garbage = [str(uuid.uuid4()) if i % 2 else f"x{i}-{'%' * (i % 40)}"
+                   for i in range(STORM)]
+        codes: list[int] = []
+        gate = asyncio.Semaphore(AT_ONCE)
+
+        async def upgrade(token: str) -> None:
+            async with gate:
+                async with s.ws_connect(f"{web.url}/ws/queue", params={"token": token}) as ws:
+                    msg = await ws.receive(timeout=10)
+                    assert msg.type == aiohttp.WSMsgType.CLOSE, msg
+                    codes.append(int(msg.data))
+
+        async def meanwhile() -> None:
+            """Legitimate clients in the thick of the storm: answered, and a newcomer gets a
+            place (one ping each: a socket may speak 5 times a second)."""
+            async def under_way() -> bool:
+                return len(codes) >= STORM // 4
+
+            await eventually(under_way, timeout=60)
+            await asyncio.gather(*(ping_pong(ws) for ws in good))
+            assert len(codes) < STORM, "the storm was over before the clients were served"
+            token = await join(10_000)
+            async with s.ws_connect(f"{web.url}/ws/queue?token={token}") as ws:
+                frame = await ws.receive_json(timeout=10)
+                assert (frame["type"], frame["position"]) == ("position", 101)
+
+        storm = asyncio.gather(*(upgrade(t) for t in garbage))
+        await asyncio.gather(storm, meanwhile())
+        assert codes == [4401] * STORM
+        await asyncio.gather(*(ping_pong(ws) for ws in good))
+        # Nothing of the refused sockets is kept: far less than a socket's worth of memory each.
+        after = rss_kb(web.proc.pid)
+        assert after - before < STORM * 16, (before, after)
+        async with s.get(f"{web.url}/metrics") as r:
+            text = await r.text()
+        sockets = [line for line in text.splitlines() if line.startswith("waitingroom_sockets ")]
+        assert sockets == ["waitingroom_sockets 100.0"], sockets
         for ws in good:
             await ws.close()
