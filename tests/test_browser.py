@@ -1143,3 +1143,40 @@ async def test_the_page_rides_out_a_redis_restart_and_keeps_its_place(
     finally:
         if own.proc is not None and own.proc.poll() is None:
             own.stop()
+
+
+async def test_a_redis_back_empty_makes_the_page_offer_to_join_again(
+        pg: asyncpg.Pool, open_site: OpenSite, contexts: Contexts, tmp_path: Path) -> None:
+    from playwright.async_api import expect
+
+    from tests.test_faults import RedisServer
+
+    own = RedisServer(tmp_path, appendonly=False)  # a restart loses the queue
+    own.start()
+    try:
+        site = await open_site(REDIS_URL=own.url)
+        cid, _ = await add_show(pg)
+        await site.queue(cid, paused=True)
+        for user in (1, 2):
+            await site.join(cid, user)
+        page = await (await contexts()).new_page()
+        await sign_in(page, site, 79)
+        await page.goto(f"{site.url}/queue/{cid}")
+        await expect(page.locator("#position")).to_have_text("3")
+
+        own.stop()
+        own.start()
+        # Never a position from the new, empty queue: the page says the place is gone.
+        await expect(page.locator("#ended-title")).to_have_text("We could not find your place",
+                                                                timeout=20_000)
+        await expect(page.locator("#waiting")).to_be_hidden()
+        again = page.locator("#again")
+        await expect(again).to_have_text("Join the queue again")
+        await again.click()
+        # The operator's pause came back from PostgreSQL; the line is new, so this is first.
+        await expect(page.locator("#status")).to_contain_text("paused by the organiser",
+                                                              timeout=20_000)
+        await expect(page.locator("#position")).to_have_text("1")
+    finally:
+        if own.proc is not None and own.proc.poll() is None:
+            own.stop()
