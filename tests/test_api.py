@@ -216,15 +216,23 @@ async def test_operations_endpoints(client: AppClient, add_concert: AddConcert) 
     assert (await client.get("/readyz")).status == 200
     cid = await add_concert()
     await client.post(f"/api/v1/concerts/{cid}/queue", json={"user_id": 1})
+    for user in (2, 3):  # two who leave
+        joined = await (await client.post(f"/api/v1/concerts/{cid}/queue",
+                                          json={"user_id": user})).json()
+        assert (await client.delete("/api/v1/queue", headers=bearer(joined["token"]))).status == 204
     await client.get("/api/v1/queue")  # a problem: token_missing
     text = await (await client.get("/metrics")).text()
-    assert 'waitingroom_joins_total{result="new"} 1.0' in text
+    assert 'waitingroom_joins_total{result="new"} 3.0' in text
+    assert f'waitingroom_queue_ended_total{{concert_id="{cid}",reason="left"}} 2.0' in text
+    assert f'waitingroom_queue_ended_total{{concert_id="{cid}",reason="timeout"}} 0.0' in text
+    assert 'waitingroom_store_connections_opened_total{store="redis"}' in text
+    assert 'waitingroom_store_errors_total{store="postgres"}' in text
     assert "waitingroom_sockets 0.0" in text
     assert f'waitingroom_queue_waiting{{concert_id="{cid}"}} 1.0' in text
     assert f'waitingroom_queue_sold_out{{concert_id="{cid}"}} 0.0' in text
     assert 'waitingroom_problems_total{code="token_missing"} 1.0' in text
     assert ('waitingroom_http_request_duration_seconds_count{method="POST",'
-            'route="/api/v1/concerts/{concert_id}/queue",status="201"} 1.0') in text
+            'route="/api/v1/concerts/{concert_id}/queue",status="201"} 3.0') in text
     assert 'waitingroom_pg_connections{state="in_use"}' in text
 
 

@@ -64,6 +64,24 @@ async def _poll(s: aiohttp.ClientSession, url: str, token: str) -> tuple[int, di
         return r.status, dict(r.headers) | {"_body": await r.json()}, time.monotonic() - started
 
 
+async def _store_figures(s: aiohttp.ClientSession, url: str) -> dict[tuple[str, str], float]:
+    async with s.get(url + "/metrics") as r:
+        return parse_store_figures(await r.text())
+
+
+def parse_store_figures(text: str) -> dict[tuple[str, str], float]:
+    """A process's store counters from its /metrics: (errors|opened, redis|postgres) → value."""
+    names = {"waitingroom_store_errors_total": "errors",
+             "waitingroom_store_connections_opened_total": "opened"}
+    out = {}
+    for line in text.splitlines():
+        name, _, rest = line.partition("{")
+        if name in names:
+            store = rest.split('"')[1]
+            out[names[name], store] = float(rest.rsplit(" ", 1)[1])
+    return out
+
+
 async def test_a_redis_restart_loses_no_place(spawn: Spawn, add_concert: Any,
                                               own_redis: RedisServer) -> None:
     await add_concert()
@@ -80,6 +98,8 @@ async def test_a_redis_restart_loses_no_place(spawn: Spawn, add_concert: Any,
                 tokens.append((await r.json())["token"])
         ws = await s.ws_connect(f"{web.url}/ws/queue?token={tokens[9]}")
         assert (await ws.receive_json(timeout=5))["position"] == 10
+        before = await _store_figures(s, web.url)
+        assert before["errors", "redis"] == 0 and before["opened", "redis"] >= 1
 
         own_redis.stop()
         status, headers, took = await _poll(s, web.url, tokens[0])
@@ -103,6 +123,11 @@ async def test_a_redis_restart_loses_no_place(spawn: Spawn, add_concert: Any,
         async with s.get(web.url + "/admin/concerts/1/queue", headers=ADMIN) as r:
             figures = await r.json()
         assert figures["paused"] is True and figures["admitted_total"] == 0
+        # The operator sees it: the failures, and the connections made again.
+        after = await _store_figures(s, web.url)
+        assert after["errors", "redis"] >= 1, after
+        assert after["opened", "redis"] > before["opened", "redis"], (before, after)
+        assert after["errors", "postgres"] == before["errors", "postgres"]
         # The open socket is served again once positions move.
         async with s.delete(web.url + "/api/v1/queue",
                             headers={"Authorization": f"Bearer {tokens[0]}"}) as r:

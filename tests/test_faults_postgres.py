@@ -11,6 +11,7 @@ import pytest
 
 from tests.booking_support import Shop, make_shop, shop  # noqa: F401
 from tests.conftest import eventually
+from tests.test_faults import parse_store_figures
 from waitingroom import admission
 from waitingroom.appkeys import PG
 from waitingroom.servers import with_database
@@ -36,10 +37,17 @@ async def outage(database_url: str) -> AsyncIterator[Outage]:
     await admin.close()
 
 
+async def store_figures(shop: Shop) -> dict[tuple[str, str], float]:
+    """The store counters of /metrics: (errors|opened, redis|postgres) → value."""
+    answer = await shop.client.get("/metrics")
+    return parse_store_figures(await answer.text())
+
+
 async def test_booking_503_while_away_queue_goes_on_rows_catch_up(shop: Shop, outage: Outage) -> None:
     concert_id, (s1,) = await shop.concert(seats=4)
     buyer = await shop.buyer(concert_id, 1)
     waiter = await shop.join(concert_id, 2)
+    before = await store_figures(shop)
     await outage(True)
     try:
         held = await shop.call("POST", "/api/v1/reservations", buyer,
@@ -62,6 +70,10 @@ async def test_booking_503_while_away_queue_goes_on_rows_catch_up(shop: Shop, ou
         return answer.status == 201
 
     await eventually(recovered, timeout=15)  # the pool recovers without a restart
+    # The operator sees it: the failures, and the connections made again.
+    after = await store_figures(shop)
+    assert after["errors", "postgres"] >= before["errors", "postgres"] + 2, (before, after)
+    assert after["opened", "postgres"] > before["opened", "postgres"], (before, after)
     await admission.tick(shop.queues, shop.pg)
     state = await shop.pg.fetchval("SELECT state FROM waiting_token WHERE token = $1::uuid", waiter)
     assert state == "AVAILABLE"  # the admission made while away reached the table

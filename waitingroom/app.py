@@ -41,7 +41,7 @@ from .identity import Identities
 from .lease import Lease
 from .listener import listen
 from .logs import request_id_middleware
-from .metrics import Metrics, metrics_middleware
+from .metrics import CountedConnection, Metrics, connection_opened, metrics_middleware
 from .positions import PositionTick
 from .problems import problem_middleware
 from .queue import Queues
@@ -69,18 +69,21 @@ STOP_TIMEOUT = 5
 
 
 async def pg_connect(*args: Any, **kwargs: Any) -> asyncpg.Connection:
-    """asyncpg.connect, where a PostgreSQL reached over a Unix socket that is gone (the server
-    is stopped) fails as a connection failure, as a refused TCP port does, not as a missing file."""
+    """asyncpg.connect, where every way of not reaching PostgreSQL (a refused port, a Unix
+    socket that is gone because the server is stopped, a connect timeout) fails as asyncpg's
+    connection failure, not as a missing file or a bare OSError; counted in the metrics."""
     try:
-        return await asyncpg.connect(*args, **kwargs)
-    except FileNotFoundError as e:
+        conn = await asyncpg.connect(*args, **kwargs)
+    except OSError as e:  # TimeoutError included
         raise asyncpg.exceptions.ClientCannotConnectError(
-            f"PostgreSQL is not listening on its socket: {e}") from e
+            f"PostgreSQL is not reachable: {e!r}") from e
     except asyncpg.PostgresError as e:
         # Refused while connecting (the database is not accepting connections, the server is
         # starting or stopping, too many clients): no session was had, so it is unavailable.
         raise asyncpg.exceptions.ClientCannotConnectError(
             f"PostgreSQL refused the connection: {e}") from e
+    connection_opened("postgres")
+    return conn
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
@@ -115,7 +118,8 @@ def redis_client(url: str, max_connections: int, cluster: bool = False) -> Clien
         url, max_connections=max_connections, timeout=REDIS_POOL_TIMEOUT,
         socket_connect_timeout=REDIS_CONNECT_TIMEOUT,
         retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), REDIS_RETRIES),
-        retry_on_error=[RedisConnectionError, RedisTimeoutError])
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        connection_class=CountedConnection)
     return Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
 
 

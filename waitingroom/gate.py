@@ -9,6 +9,7 @@ from booking.errors import ServiceUnavailable
 from booking.gate import Holder
 
 from . import tokenlog
+from .metrics import store_failed
 from .queue import Queues
 
 
@@ -32,4 +33,5 @@ class QueueGate:
                                                            reason="completed"))
         except (redis.exceptions.RedisError, redis.exceptions.RedisClusterException,
                 OSError) as e:
+            store_failed(e)
             raise ServiceUnavailable(f"The queue is not answering: {e!r}") from e

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 from .logs import describe
+from .metrics import store_failed
 from .problems import unavailable
 from .queue import Queues
 from .sockets import Sockets, Waiter
@@ -78,6 +79,7 @@ class Lease:
             except Exception as e:
                 if not unavailable(e):
                     raise
+                store_failed(e)
                 self.unreleased[waiter.token] = waiter.concert_id
 
     async def release(self) -> None:

@@ -7,6 +7,7 @@ import asyncio
 import logging
 
 from .logs import describe
+from .metrics import store_failed
 from .queue import Queues
 from .sockets import Sockets
 
@@ -34,6 +35,7 @@ async def listen(queues: Queues, sockets: Sockets) -> None:
         except asyncio.CancelledError:
             raise
         except Exception as e:  # a lost connection: keep listening once Redis is back
+            store_failed(e)
             log.warning("pub/sub listener: %s; reconnecting", describe(e))
         if loop.time() - started > MAX_BACKOFF:
             backoff = FIRST_BACKOFF  # it had been working: this is a new outage

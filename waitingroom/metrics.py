@@ -2,17 +2,67 @@
 
 from __future__ import annotations
 
+import collections
 import logging
 import math
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, Literal
 
+import asyncpg
+import redis.asyncio
+import redis.exceptions
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 log = logging.getLogger(__name__)
+
+Store = Literal["redis", "postgres"]
+STORES: tuple[Store, ...] = ("redis", "postgres")
+# Per process, whichever app, pool or loop saw them: the pools' connections are made deep in
+# redis-py and asyncpg, far from any app.
+_opened: collections.Counter[Store] = collections.Counter()
+_failures: collections.Counter[Store] = collections.Counter()
+
+
+def connection_opened(store: Store) -> None:
+    """A connection to a store was made: after start-up, each one is a reconnect."""
+    _opened[store] += 1
+
+
+def store_failed(e: BaseException) -> None:
+    """A store did not answer (a request answered 503, a background loop's call failed)."""
+    if isinstance(e, redis.exceptions.RedisError):
+        _failures["redis"] += 1
+    elif isinstance(e, (asyncpg.PostgresError, asyncpg.InterfaceError,
+                        asyncpg.InternalClientError)):
+        _failures["postgres"] += 1
+
+
+class CountedConnection(redis.asyncio.Connection):
+    """A Redis connection that counts itself each time it connects (reconnects included)."""
+
+    async def on_connect_check_health(self, check_health: bool = True) -> None:
+        await super().on_connect_check_health(check_health)
+        connection_opened("redis")
+
+
+class _StoreCollector(Collector):
+    def collect(self) -> Iterator[Metric]:
+        opened = CounterMetricFamily(
+            "waitingroom_store_connections_opened", "Connections made to Redis and PostgreSQL by "
+            "this process (a rise after start-up: reconnects)", labels=["store"])
+        failed = CounterMetricFamily(
+            "waitingroom_store_errors", "Calls to Redis and PostgreSQL that failed because the "
+            "store did not answer (requests answered 503, background loops)", labels=["store"])
+        for store in STORES:
+            opened.add_metric([store], _opened[store])
+            failed.add_metric([store], _failures[store])
+        yield opened
+        yield failed
 
 
 class Metrics:
@@ -46,6 +96,7 @@ class Metrics:
                                 "limits, outages and all)", ["code"], registry=r)
         self.pg_pool = Gauge("waitingroom_pg_connections", "PostgreSQL pool connections",
                              ["state"], registry=r)
+        r.register(_StoreCollector())
         # Per concert, read from Redis when scraped: the whole sale as every process sees it.
         concert = ["concert_id"]
         self.waiting = Gauge("waitingroom_queue_waiting", "Tokens waiting", concert, registry=r)
@@ -55,6 +106,8 @@ class Metrics:
                               concert, registry=r)
         self.dropped = Gauge("waitingroom_queue_dropped_total", "Waiting tokens dropped as abandoned",
                              concert, registry=r)
+        self.ended = Gauge("waitingroom_queue_ended_total", "Tokens ended, by reason (timeout, "
+                           "left, completed, dropped)", ["concert_id", "reason"], registry=r)
         self.rate = Gauge("waitingroom_queue_admission_rate", "Measured admissions per second (the "
                           "configured rate until enough is measured)", concert, registry=r)
         self.configured_rate = Gauge("waitingroom_queue_configured_rate", "Configured admissions "
@@ -90,8 +143,11 @@ class Metrics:
         self.aborted.set_function(aborted)
 
     def concert(self, concert_id: int, waiting: int, active: int, admitted: int, dropped: int,
-                rate: float, configured: float, sold_out: bool, on_sale: int) -> None:
+                rate: float, configured: float, sold_out: bool, on_sale: int,
+                ended: dict[str, int]) -> None:
         cid = str(concert_id)
+        for reason, count in ended.items():
+            self.ended.labels(cid, reason).set(count)
         self.waiting.labels(cid).set(waiting)
         self.active.labels(cid).set(active)
         self.admitted.labels(cid).set(admitted)

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 
 from .lease import Lease
+from .metrics import store_failed
 from .problems import unavailable
 from .queue import Queues
 from .sockets import CLOSE_STORE_DOWN, CLOSE_UNKNOWN, ConcertView, Sockets, Waiter
@@ -48,6 +49,7 @@ class PositionTick:
             await self.lease.renew()
         except Exception as e:
             if unavailable(e):
+                store_failed(e)
                 self._store_lost()
             raise
         self.lost_since = None

@@ -16,7 +16,7 @@ from booking.errors import DomainError, ServiceUnavailable, from_violation
 from booking.wire import encode
 
 from .logs import describe, request_id
-from .metrics import PROBLEM_CODE
+from .metrics import PROBLEM_CODE, store_failed
 from .schemas import Problem
 
 log = logging.getLogger(__name__)
@@ -114,6 +114,7 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         return _domain(mapped) if mapped is not None else _bug(request, e)
     except Exception as e:
         if unavailable(e):
+            store_failed(e)
             log.warning("backing service unavailable: %s", describe(e))
             return _domain(ServiceUnavailable("Try again in a moment"))
         return _bug(request, e)  # a bug: the client still gets a problem, the log the traceback

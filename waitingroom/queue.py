@@ -27,7 +27,7 @@ from booking.gate import TokenState
 
 from . import keys
 from .keys import ConcertKeys
-from .records import STATE_CODES, AdmissionMode, ExpiryReason, RateInfo, TokenRecord, text
+from .records import REASONS, STATE_CODES, AdmissionMode, ExpiryReason, RateInfo, TokenRecord, text
 from .schemas import AdmittedEvent, AnyEvent, ExpiredEvent, SoldOutEvent
 from .scripts import AutoPipeline, Client, Scripts
 from .settings import Settings
@@ -100,6 +100,8 @@ class Figures:
     chosen_rate: float | None = None
     rate_reason: str | None = None
     rate_detail: str | None = None
+    # Tokens ended since the start, by reason (timeout, left, completed, dropped).
+    ended: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -531,20 +533,22 @@ class Queues:
                 pipe.zcard(k.queue)
                 pipe.zcard(k.active)
                 pipe.hmget(k.state, "admitted_total", "dropped_total", "rate", "on_sale",
-                           "chosen_rate", "rate_reason", "rate_detail")
+                           "chosen_rate", "rate_reason", "rate_detail",
+                           *(f"ended:{reason}" for reason in REASONS))
                 pipe.hmget(k.config, "admit_rate", "max_active", "paused", "admission_mode")
             raw = await pipe.execute()
         out = {}
         for i, cid in enumerate(concert_ids):
             waiting, active, state, (rate, max_active, paused, mode) = raw[4 * i:4 * i + 4]
-            admitted, dropped, measured, on_sale, chosen, reason, detail = state
+            admitted, dropped, measured, on_sale, chosen, reason, detail, *ended = state
             info = self._rate(rate, paused, measured, on_sale)
             out[cid] = Figures(cid, waiting, active, _int(admitted), _int(dropped), info.configured,
                                _int(max_active, self.settings.max_active), info.paused,
                                info.measured, info.sold_out, _int(on_sale, -1), _mode(mode),
                                float(text(chosen)) if chosen is not None else None,
                                text(reason) if reason is not None else None,
-                               text(detail) if detail is not None else None)
+                               text(detail) if detail is not None else None,
+                               dict(zip(REASONS, map(_int, ended), strict=True)))
         return out
 
     async def modes(self, concert_ids: Sequence[int]) -> dict[int, AdmissionMode]:

@@ -165,7 +165,7 @@ async def metrics(request: web.Request) -> web.Response:
     for f in (await request.app[QUEUES].figures(ids)).values():
         m.concert(f.concert_id, f.waiting, f.active, f.admitted_total, f.dropped_total,
                   f.measured_rate if f.measured_rate is not None else f.admit_rate, f.admit_rate,
-                  f.sold_out, f.on_sale)
+                  f.sold_out, f.on_sale, f.ended)
     for cid, e in (await request.app[QUEUES].eta_accuracy(ids)).items():
         m.eta_error(cid, e.median, e.p90, e.samples)
     pool = request.app[PG]

@@ -12,6 +12,7 @@ from booking.wire import valid_token
 
 from .appkeys import LEASE, QUEUES, SETTINGS, SOCKETS
 from .errors import OriginNotAllowed
+from .metrics import store_failed
 from .problems import unavailable
 from .records import rfc3339
 from .schemas import ExpiredFrame, PingFrame, PongFrame, PreQueueFrame
@@ -48,6 +49,7 @@ async def queue_socket(request: web.Request) -> web.WebSocketResponse:
         except Exception as e:
             if not unavailable(e):
                 raise
+            store_failed(e)
             store_down = True
         if ticket is not None and ticket.record.state != "EXPIRED":
             rec = ticket.record

@@ -62,5 +62,6 @@ local function expire(token, rec, reason, now)
   end
   redis.call('HSET', K_TOK, token, pack('E', u, t, e, reason))
   redis.call('ZADD', K_GONE, now, token)
+  redis.call('HINCRBY', K_STATE, 'ended:' .. reason, 1)  -- the operator's count by reason
   return s
 end
