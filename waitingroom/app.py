@@ -35,17 +35,15 @@ from .appkeys import (
 )
 from .cluster import HealingCluster
 from .concerts import ConcertDirectory
+from .edge import edge_middleware
 from .gate import QueueGate
 from .headers import secure_headers
 from .identity import Identities
 from .lease import Lease
 from .listener import listen
-from .logs import request_id_middleware
-from .metrics import Metrics, metrics_middleware
+from .metrics import Metrics
 from .positions import PositionTick
-from .problems import problem_middleware
 from .queue import Queues
-from .ratelimit import rate_limit_middleware
 from .scripts import Client
 from .settings import Settings
 from .sockets import Sockets
@@ -186,9 +184,7 @@ def create_app(settings: Settings) -> web.Application:
     ConfigError if it could not check who joins (see Settings.check_web)."""
     metrics = Metrics()
     window = latency.LatencyWindow(settings.booking_latency_window)
-    app = web.Application(middlewares=[request_id_middleware, metrics_middleware(metrics),
-                                       problem_middleware, rate_limit_middleware,
-                                       latency.latency_middleware(window)],
+    app = web.Application(middlewares=[edge_middleware(metrics, window)],
                           client_max_size=settings.max_body)
     app[SETTINGS] = settings
     app[IDENTITIES] = Identities.from_settings(settings)
