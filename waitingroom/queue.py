@@ -47,6 +47,8 @@ INDEX_TTL = 7 * 86400
 # reused, so a remembered answer cannot go stale: a token that is gone is still told by its
 # record being gone. Saves the index read on every booking call, status poll and socket.
 KNOWN_TOKENS = 100_000
+# Parsed rate figures a process keeps (see Queues._rate); a measured rate changes every tick.
+KNOWN_RATES = 1000
 
 _encode = msgspec.json.Encoder().encode
 _decode_event = msgspec.json.Decoder(AnyEvent).decode
@@ -176,9 +178,19 @@ class Queues:
         # first key is found by stepping over every slot its earlier deletions left behind,
         # which at KNOWN_TOKENS cost more than the rest of a join).
         self._concert_of: collections.OrderedDict[str, int] = collections.OrderedDict()
+        self._rates: dict[tuple[Any, ...], RateInfo] = {}
 
     def _rate(self, cfg_rate: Any, paused: Any, measured: Any, on_sale: Any) -> RateInfo:
-        return RateInfo.parse(cfg_rate, paused, measured, on_sale, self.settings.admit_rate)
+        # The same few raw figures come back with every join and poll of a concert until the
+        # admitter measures again: parsed once each (a RateInfo is immutable).
+        raw = (cfg_rate, paused, measured, on_sale)
+        rate = self._rates.get(raw)
+        if rate is None:
+            if len(self._rates) >= KNOWN_RATES:
+                self._rates.clear()
+            rate = self._rates[raw] = RateInfo.parse(cfg_rate, paused, measured, on_sale,
+                                                     self.settings.admit_rate)
+        return rate
 
     def _ticket(self, concert_id: int, token: str, raw: Sequence[Any], created: bool = False
                 ) -> Ticket:
