@@ -65,14 +65,15 @@ def _ws_url(request: web.Request, token: str) -> str:
 
 
 async def join(request: web.Request) -> web.Response:
+    app = request.app
     concert_id = path_id(request, "concert_id")
     body = await read_json(request, JoinRequest)
-    user_id = request.app[IDENTITIES].user_of(
+    user_id = app[IDENTITIES].user_of(
         body.identity if isinstance(body.identity, str) else None,
         body.user_id if isinstance(body.user_id, int) else None)
-    await request.app[CONCERTS].require(concert_id)
-    ticket = await request.app[QUEUES].join(concert_id, user_id)
-    metrics = request.app[METRICS]
+    await app[CONCERTS].require(concert_id)
+    ticket = await app[QUEUES].join(concert_id, user_id)
+    metrics = app[METRICS]
     (metrics.joins_new if ticket.created else metrics.joins_again).inc()
     rec = ticket.record
     return reply(JoinOut(token=ticket.token, state=rec.state, position=ticket.position,
