@@ -90,7 +90,10 @@ def decode(body: bytes, kind: type[T]) -> T:
 
 
 async def read_json(request: web.Request, kind: type[T]) -> T:
-    if request.content_type != "application/json":
+    # The header as clients nearly always send it is told without parsing it (and copying what
+    # the parse found) on every request.
+    if request.headers.get("Content-Type") != "application/json" and \
+            request.content_type != "application/json":
         raise errors.UnsupportedMediaType(
             f"Send the body as application/json, not {request.content_type or 'nothing'}")
     return decode(await request.read(), kind)

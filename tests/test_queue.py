@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import asyncio
 from importlib import resources
+from typing import Any
 
 import asyncpg
 import pytest
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import DataError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from booking.errors import TokenInvalid
 from waitingroom import admission, keys, queue
 from waitingroom.keys import ConcertKeys
 from waitingroom.queue import Queues
-from waitingroom.scripts import AutoPipeline
+from waitingroom.scripts import AutoPipeline, pack
 from waitingroom.settings import Settings
 from waitingroom.sockets import ConcertView
 
@@ -212,3 +214,29 @@ async def test_a_failing_shared_command_fails_its_callers_only(queues: Queues) -
     results = await asyncio.gather(asking, other, return_exceptions=True)
     assert isinstance(results[0], Exception) and "WRONGTYPE" in str(results[0])
     assert results[1] == [None]  # the status script's answer: no such token
+
+
+def test_commands_are_packed_as_redis_reads_them() -> None:
+    assert pack(("SET", "k", 12, "EX", 1.5, b"\x00b", "é")) == (
+        b"*7\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\n12\r\n$2\r\nEX\r\n$3\r\n1.5\r\n$2\r\n\x00b\r\n"
+        b"$2\r\n\xc3\xa9\r\n")
+    refused: tuple[Any, ...] = (True, None)
+    for bad in refused:
+        with pytest.raises(DataError):
+            pack(("SET", "k", bad))
+
+
+async def test_a_batch_of_unlike_calls_answers_each_its_own(queues: Queues) -> None:
+    # Calls of one batch to two concerts, with keys as a tuple or a list, text or bytes
+    # arguments and a command alongside: each packed start is the right one for its call.
+    ticket = await queues.join(1, 5)
+    k1, k2 = queue.concert_keys(1), queue.concert_keys(2)
+    mine, elsewhere, alongside, as_bytes = await asyncio.gather(
+        queues.batch.run(queues.scripts.status, k1, [ticket.token]),
+        queues.batch.run(queues.scripts.status, list(k2), [ticket.token]),
+        queues.batch.run(queues.scripts.status, k1, ["nope"],
+                         also=(("SET", "wr-test:packed", 1.5, "EX", 60),)),
+        queues.batch.run(queues.scripts.status, list(k1), [ticket.token.encode()]))
+    assert mine[0] and mine[0] == as_bytes[0] and int(mine[0][1]) == 1
+    assert elsewhere == [None] and alongside == [None, b"OK"]
+    assert await queues.redis.get("wr-test:packed") == b"1.5"

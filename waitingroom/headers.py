@@ -4,19 +4,22 @@ script or style from anywhere but this origin, and a Server header that names no
 from __future__ import annotations
 
 from aiohttp import web
+from multidict import CIMultiDict, CIMultiDictProxy
 
 CONTENT_SECURITY_POLICY = "; ".join([
     "default-src 'self'", "script-src 'self'", "style-src 'self'", "img-src 'self' data:",
     "connect-src 'self'", "object-src 'none'", "base-uri 'none'", "form-action 'self'",
     "frame-ancestors 'none'",
 ])
-HEADERS = {
+# Read-only, and already in the form an answer's headers keep: updating those from a plain dict
+# converts every name and value again on every answer.
+HEADERS = CIMultiDictProxy(CIMultiDict({
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
     "Server": "waitingroom",
-}
+}))
 
 
 async def secure_headers(request: web.Request, response: web.StreamResponse) -> None:

@@ -1,6 +1,6 @@
 """The booking API's latency as this web process sees it, reported to Redis every second, where
 the admitter reads the worst p95 across processes (inventory-aware admission slows down while it
-is above its bound). The hot path only appends to a bounded deque."""
+is above its bound). The hot path (edge.py) only appends to a bounded deque."""
 
 from __future__ import annotations
 
@@ -8,9 +8,6 @@ import collections
 import math
 import time
 from collections.abc import Callable
-
-from aiohttp import web
-from aiohttp.typedefs import Handler, Middleware
 
 from .queue import Queues
 
@@ -41,20 +38,6 @@ class LatencyWindow:
             return None
         ordered = sorted(ms for _, ms in self.samples)
         return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
-
-
-def latency_middleware(window: LatencyWindow) -> Middleware:
-    @web.middleware
-    async def measure(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if not request.path.startswith(BOOKING_PATHS):
-            return await handler(request)
-        start = time.perf_counter()
-        try:
-            return await handler(request)
-        finally:
-            window.add((time.perf_counter() - start) * 1000)
-
-    return measure
 
 
 async def report(queues: Queues, window: LatencyWindow, proc_id: str) -> None:

@@ -13,7 +13,6 @@ import asyncpg
 import redis.asyncio
 import redis.exceptions
 from aiohttp import web
-from aiohttp.typedefs import Handler, Middleware
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -94,6 +93,9 @@ class Metrics:
                                            1.0, 2.5))
         self.problems = Counter("waitingroom_problems", "Problem answers by code (conflicts, "
                                 "limits, outages and all)", ["code"], registry=r)
+        # The histogram's child per (route, method, status): labels() validates and locks on
+        # every call; the routes are a fixed set, so this stays small.
+        self._request_children: dict[tuple[Any, str, int], Any] = {}
         self.pg_pool = Gauge("waitingroom_pg_connections", "PostgreSQL pool connections",
                              ["state"], registry=r)
         r.register(_StoreCollector())
@@ -164,6 +166,23 @@ class Metrics:
         self.eta_error_q.labels(cid, "0.9").set(math.nan if p90 is None else p90)
         self.eta_samples.labels(cid).set(samples)
 
+    def answered(self, request: web.Request, response: web.StreamResponse, seconds: float) -> None:
+        """One answer: its duration by route, method and status, and its problem code if any."""
+        # By the route's resource (None when nothing matched): its template is the label.
+        key = (request.match_info.route.resource, request.method, response.status)
+        children = self._request_children
+        child = children.get(key)
+        if child is None:
+            if len(children) > 10_000:
+                children.clear()
+            child = children[key] = self.requests.labels(route_of(request), key[1], str(key[2]))
+        child.observe(seconds)
+        # Most answers keep nothing in their own mapping, and a get() that misses costs a
+        # KeyError raised and caught.
+        code = response.get(PROBLEM_CODE) if len(response) else None
+        if code is not None:
+            self.problems.labels(code).inc()
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
@@ -177,27 +196,3 @@ def route_of(request: web.Request) -> str:
     route = request.match_info.route
     info = route.resource.canonical if route.resource is not None else None
     return info or "unmatched"
-
-
-def metrics_middleware(metrics: Metrics) -> Middleware:
-    # The histogram's child per (route, method, status): labels() validates and locks on every
-    # call; the routes are a fixed set, so this stays small.
-    children: dict[tuple[str, str, int], Any] = {}
-
-    @web.middleware
-    async def measure(request: web.Request, handler: Handler) -> web.StreamResponse:
-        started = time.perf_counter()
-        response = await handler(request)
-        key = (route_of(request), request.method, response.status)
-        child = children.get(key)
-        if child is None:
-            if len(children) > 10_000:
-                children.clear()
-            child = children[key] = metrics.requests.labels(key[0], key[1], str(key[2]))
-        child.observe(time.perf_counter() - started)
-        code = response.get(PROBLEM_CODE)
-        if code is not None:
-            metrics.problems.labels(code).inc()
-        return response
-
-    return measure

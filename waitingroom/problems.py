@@ -1,11 +1,10 @@
-"""RFC 9457 problem answers, and the one middleware that turns every failure into one."""
+"""RFC 9457 problem answers: every failure a request meets, turned into one (by edge.py)."""
 
 from __future__ import annotations
 
 import logging
 import re
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -20,7 +19,6 @@ from .metrics import PROBLEM_CODE, store_failed
 from .schemas import Problem
 
 log = logging.getLogger(__name__)
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 PROBLEM_TYPE = "https://waitingroom.dev/problems/"
 _HTTP_CODES = {
@@ -83,7 +81,8 @@ def _domain(e: DomainError) -> web.Response:
     return response
 
 
-def _http(e: web.HTTPException) -> web.Response:
+def http_problem(e: web.HTTPException) -> web.Response:
+    """The framework's own failures (404, 405, 413 …) as problems."""
     code, title = _HTTP_CODES.get(e.status, ("http_error", e.reason))
     detail = e.text if e.text and not e.text.startswith(f"{e.status}:") else title
     response = problem(e.status, code, title, detail)
@@ -99,22 +98,16 @@ def _bug(request: web.Request, e: BaseException) -> web.Response:
                    f"Quote request id {rid} when you report it", request_id=rid)
 
 
-@web.middleware
-async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except DomainError as e:
+def problem_of(request: web.Request, e: Exception) -> web.Response:
+    """The problem answer to a failure a handler raised (an HTTPException of 400 and up is
+    http_problem's): a domain error's own, 503 for a backing service down, else a bug's 500."""
+    if isinstance(e, DomainError):
         return _domain(e)
-    except web.HTTPException as e:
-        if e.status < 400:
-            raise
-        return _http(e)
-    except asyncpg.IntegrityConstraintViolationError as e:
+    if isinstance(e, asyncpg.IntegrityConstraintViolationError):
         mapped = from_violation(e)
         return _domain(mapped) if mapped is not None else _bug(request, e)
-    except Exception as e:
-        if unavailable(e):
-            store_failed(e)
-            log.warning("backing service unavailable: %s", describe(e))
-            return _domain(ServiceUnavailable("Try again in a moment"))
-        return _bug(request, e)  # a bug: the client still gets a problem, the log the traceback
+    if unavailable(e):
+        store_failed(e)
+        log.warning("backing service unavailable: %s", describe(e))
+        return _domain(ServiceUnavailable("Try again in a moment"))
+    return _bug(request, e)  # a bug: the client still gets a problem, the log the traceback

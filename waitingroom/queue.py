@@ -47,6 +47,8 @@ INDEX_TTL = 7 * 86400
 # reused, so a remembered answer cannot go stale: a token that is gone is still told by its
 # record being gone. Saves the index read on every booking call, status poll and socket.
 KNOWN_TOKENS = 100_000
+# Parsed rate figures a process keeps (see Queues._rate); a measured rate changes every tick.
+KNOWN_RATES = 1000
 
 _encode = msgspec.json.Encoder().encode
 _decode_event = msgspec.json.Decoder(AnyEvent).decode
@@ -69,9 +71,9 @@ def concert_keys(concert_id: int) -> tuple[str, ...]:
     return (ConcertKeys(concert_id).prefix,)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Ticket:
-    """A token's place as a client sees it."""
+class Ticket(msgspec.Struct, frozen=True):
+    """A token's place as a client sees it (a Struct: immutable, and made for every join and
+    poll at a fraction of a frozen dataclass's cost)."""
 
     concert_id: int
     token: str
@@ -178,9 +180,19 @@ class Queues:
         # first key is found by stepping over every slot its earlier deletions left behind,
         # which at KNOWN_TOKENS cost more than the rest of a join).
         self._concert_of: collections.OrderedDict[str, int] = collections.OrderedDict()
+        self._rates: dict[tuple[Any, ...], RateInfo] = {}
 
     def _rate(self, cfg_rate: Any, paused: Any, measured: Any, on_sale: Any) -> RateInfo:
-        return RateInfo.parse(cfg_rate, paused, measured, on_sale, self.settings.admit_rate)
+        # The same few raw figures come back with every join and poll of a concert until the
+        # admitter measures again: parsed once each (a RateInfo is immutable).
+        raw = (cfg_rate, paused, measured, on_sale)
+        rate = self._rates.get(raw)
+        if rate is None:
+            if len(self._rates) >= KNOWN_RATES:
+                self._rates.clear()
+            rate = self._rates[raw] = RateInfo.parse(cfg_rate, paused, measured, on_sale,
+                                                     self.settings.admit_rate)
+        return rate
 
     def _ticket(self, concert_id: int, token: str, raw: Sequence[Any], created: bool = False
                 ) -> Ticket:
@@ -215,7 +227,9 @@ class Queues:
             self._remember(token, concert_id)
         else:
             await self.redis.delete(keys.token_index(new))
-        return await self._pre_queue(self._ticket(concert_id, token, rest, bool(created)))
+        ticket = self._ticket(concert_id, token, rest, bool(created))
+        # Only the pre-queue has more to read: nearly every join is done here.
+        return await self._pre_queue(ticket) if ticket.record.ticket == 0 else ticket
 
     async def _pre_queue(self, ticket: Ticket) -> Ticket:
         """A ticket with the opening it waits for, when it is in the pre-queue (ticket 0)."""
@@ -225,8 +239,8 @@ class Queues:
         if raw is None:
             # Drawn in the meantime: the token has its place now.
             again = await self.status(ticket.token)
-            return dataclasses.replace(again, created=ticket.created)
-        return dataclasses.replace(ticket, opens_ms=int(text(raw)))
+            return msgspec.structs.replace(again, created=ticket.created)
+        return msgspec.structs.replace(ticket, opens_ms=int(text(raw)))
 
     async def concert_of(self, token: str) -> int:
         known = self._concert_of.get(token)

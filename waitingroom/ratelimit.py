@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
 from booking.errors import DomainError
 from booking.wire import bearer
@@ -56,7 +55,7 @@ def _client_of(request: web.Request) -> str:
                           request.app[SETTINGS].proxies)
 
 
-def _bucket(request: web.Request) -> tuple[str, str, int] | None:
+def bucket_of(request: web.Request) -> tuple[str, str, int] | None:
     """(kind, subject, per minute) of this request, or None if it is not limited."""
     settings = request.app[SETTINGS]
     path = request.path
@@ -78,13 +77,8 @@ def _bucket(request: web.Request) -> tuple[str, str, int] | None:
     return None
 
 
-@web.middleware
-async def rate_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    bucket = _bucket(request)
-    if bucket is not None and bucket[2] > 0:
-        wait = await request.app[QUEUES].take(*bucket)
-        if wait > 0:
-            raise RateLimited(wait)
-    return await handler(request)
-
-
+async def take(request: web.Request, bucket: tuple[str, str, int]) -> None:
+    """Counts the request in its bucket; RateLimited when the bucket is full."""
+    wait = await request.app[QUEUES].take(*bucket)
+    if wait > 0:
+        raise RateLimited(wait)

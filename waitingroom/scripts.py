@@ -7,7 +7,7 @@ import dataclasses
 import math
 from collections.abc import Sequence
 from importlib import resources
-from typing import Any
+from typing import Any, cast
 
 from redis.asyncio import Connection, ConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
@@ -75,9 +75,26 @@ def _bulk(arg: EncodableT) -> bytes:
     return b"$%d\r\n%b\r\n" % (len(raw), raw)
 
 
+def _bulks(args: Sequence[EncodableT]) -> bytes:
+    """Arguments on the wire one after another: text and integers (nearly all of them) without
+    _bulk's checks, which cost more than the encoding."""
+    out = []
+    for arg in args:
+        kind = type(arg)
+        if kind is str:
+            raw = cast(str, arg).encode()
+        elif kind is int:
+            raw = b"%d" % cast(int, arg)
+        else:
+            out.append(_bulk(arg))
+            continue
+        out.append(b"$%d\r\n%b\r\n" % (len(raw), raw))
+    return b"".join(out)
+
+
 def pack(command: Sequence[EncodableT]) -> bytes:
     """A command as Redis reads it (RESP): an array of bulk strings."""
-    return b"*%d\r\n%b" % (len(command), b"".join(map(_bulk, command)))
+    return b"*%d\r\n%b" % (len(command), _bulks(command))
 
 
 @dataclasses.dataclass(slots=True)
@@ -111,6 +128,9 @@ class AutoPipeline:
         self._waiting: list[_Call] = []
         self._flushes: set[asyncio.Task[None]] = set()
         self._scheduled = False
+        # The packed start of a script call up to its arguments (EVALSHA, sha, keys), by
+        # script, key count, keys and argument count: the same for every join to a concert.
+        self._heads: dict[tuple[Any, ...], bytes] = {}
 
     async def run(self, script: AsyncScript, keys: Sequence[EncodableT],
                   args: Sequence[EncodableT], also: Sequence[Command] = (),
@@ -165,8 +185,14 @@ class AutoPipeline:
                 if isinstance(mine[0], NoScriptError):
                     again.append(call)
                 elif not call.future.done():
-                    error = next((r for r in mine if isinstance(r, Exception)),
-                                 once_failed.get(call.once) if call.once else None)
+                    error = None
+                    for r in mine:
+                        if isinstance(r, Exception):
+                            error = r
+                            break
+                    else:
+                        if call.once is not None:
+                            error = once_failed.get(call.once)
                     if error is not None:
                         call.future.set_exception(error)
                     else:
@@ -192,14 +218,41 @@ class AutoPipeline:
                 once[call.once] = None
         return out, list(once)
 
+    def _head(self, call: _Call) -> bytes:
+        key = (call.script.sha, len(call.args), *call.keys)
+        head = self._heads.get(key)
+        if head is None:
+            if len(self._heads) > 10_000:
+                self._heads.clear()
+            keys = call.keys
+            head = self._heads[key] = b"*%d\r\n%b" % (
+                3 + len(keys) + len(call.args),
+                _bulks(("EVALSHA", call.script.sha, len(keys), *keys)))
+        return head
+
+    def _wire(self, calls: list[_Call]) -> tuple[bytes, int, list[Command]]:
+        """The batch as Redis reads it (the `once` commands last), how many replies it asks
+        for, and the `once` commands."""
+        parts: list[bytes] = []
+        once: dict[Command, None] = {}
+        for call in calls:
+            parts.append(self._head(call))
+            parts.append(_bulks(call.args))
+            parts.extend(map(pack, call.also))
+            if call.once is not None:
+                once[call.once] = None
+        parts.extend(map(pack, once))
+        return b"".join(parts), len(calls) + sum(len(c.also) for c in calls) + len(once), \
+            list(once)
+
     async def _execute(self, calls: list[_Call]) -> tuple[list[Any], dict[Any, Exception]]:
         """Every call's results, and the `once` commands that failed with their error."""
-        commands, once = self._commands(calls)
-        commands += once
         if self._pool is None:
-            results = await self._pipeline(commands)
+            commands, once = self._commands(calls)
+            results = await self._pipeline(commands + once)
         else:
-            results = await self._write_read(self._pool, commands)
+            wire, replies, once = self._wire(calls)
+            results = await self._write_read(self._pool, wire, replies)
         tail = results[len(results) - len(once):]
         failed = {cmd: r for cmd, r in zip(once, tail, strict=True) if isinstance(r, Exception)}
         return results, failed
@@ -214,10 +267,10 @@ class AutoPipeline:
             results: list[Any] = await pipe.execute(raise_on_error=False)
             return results
 
-    async def _write_read(self, pool: ConnectionPool, commands: list[Command]) -> list[Any]:
-        """As a redis-py pipeline does it, error replies in place of their results, and on a
-        connection lost the whole batch again on a new one (as many times as its retry says)."""
-        wire = b"".join(map(pack, commands))
+    async def _write_read(self, pool: ConnectionPool, wire: bytes, replies: int) -> list[Any]:
+        """The replies to a packed batch, as a redis-py pipeline reads them: error replies in
+        place of their results, and on a connection lost the whole batch again on a new one (as
+        many times as its retry says)."""
         if self._idle:
             conn = self._idle.pop()
         else:
@@ -230,7 +283,7 @@ class AutoPipeline:
                 # One deadline for all the batch's replies: a timer per reply (as redis-py
                 # sets by default) costs more than reading the reply.
                 async with asyncio.timeout(conn.socket_timeout):
-                    for _ in commands:
+                    for _ in range(replies):
                         try:
                             results.append(await conn.read_response(timeout=math.inf))
                         except ResponseError as e:

@@ -65,14 +65,15 @@ def _ws_url(request: web.Request, token: str) -> str:
 
 
 async def join(request: web.Request) -> web.Response:
+    app = request.app
     concert_id = path_id(request, "concert_id")
     body = await read_json(request, JoinRequest)
-    user_id = request.app[IDENTITIES].user_of(
+    user_id = app[IDENTITIES].user_of(
         body.identity if isinstance(body.identity, str) else None,
         body.user_id if isinstance(body.user_id, int) else None)
-    await request.app[CONCERTS].require(concert_id)
-    ticket = await request.app[QUEUES].join(concert_id, user_id)
-    metrics = request.app[METRICS]
+    await app[CONCERTS].require(concert_id)
+    ticket = await app[QUEUES].join(concert_id, user_id)
+    metrics = app[METRICS]
     (metrics.joins_new if ticket.created else metrics.joins_again).inc()
     rec = ticket.record
     return reply(JoinOut(token=ticket.token, state=rec.state, position=ticket.position,
@@ -285,6 +286,9 @@ def add_routes(app: web.Application) -> None:
     settings = app[SETTINGS]
     if settings.dev_sign_in and settings.identity_secret:
         app.router.add_post("/dev/identity", dev_sign_in)
+    # First of the routes under /api/v1/concerts: the router tries them in the order added, and
+    # joins are most of the requests in a sale.
+    app.router.add_post("/api/v1/concerts/{concert_id}/queue", join)
     app.router.add_get("/", _page("index.html"))
     app.router.add_get(r"/queue/{concert_id:\d+}", _page("queue.html"))
     app.router.add_get(r"/book/{concert_id:\d+}", _page("book.html"))
@@ -297,7 +301,6 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/concerts", list_concerts)
     app.router.add_get("/api/v1/limits", limits)
     app.router.add_get("/api/v1/concerts/{concert_id}/draw", concert_draw)
-    app.router.add_post("/api/v1/concerts/{concert_id}/queue", join)
     app.router.add_get("/api/v1/queue", queue_status)
     app.router.add_delete("/api/v1/queue", leave)
     app.router.add_get("/ws/queue", queue_socket)
