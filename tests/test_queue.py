@@ -8,6 +8,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+import redis.exceptions
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -240,3 +241,20 @@ async def test_a_batch_of_unlike_calls_answers_each_its_own(queues: Queues) -> N
     assert mine[0] and mine[0] == as_bytes[0] and int(mine[0][1]) == 1
     assert elsewhere == [None] and alongside == [None, b"OK"]
     assert await queues.redis.get("wr-test:packed") == b"1.5"
+
+
+async def test_plain_commands_ride_in_a_batch_and_fail_alone(queues: Queues) -> None:
+    ticket = await queues.join(1, 6)
+    tokens = ConcertKeys(1).tokens
+    record, status, missing, wrong = await asyncio.gather(
+        queues.batch.command("HGET", tokens, ticket.token),
+        queues.batch.run(queues.scripts.status, queue.concert_keys(1), [ticket.token]),
+        queues.batch.command("HGET", tokens, "nope"),
+        queues.batch.command("INCR", tokens),  # a hash: Redis answers an error
+        return_exceptions=True)
+    assert record == await queues.redis.hget(tokens, ticket.token) and record is not None
+    assert not isinstance(status, BaseException) and int(status[0][1]) == 1
+    assert missing is None
+    assert isinstance(wrong, redis.exceptions.ResponseError), wrong
+    _, looked_up = await queues.lookup(ticket.token)
+    assert looked_up.state == "WAITING"

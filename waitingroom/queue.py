@@ -268,7 +268,7 @@ class Queues:
     async def lookup(self, token: str) -> tuple[int, TokenRecord]:
         """The token's concert and record, read without counting as a sign of life."""
         concert_id = await self.concert_of(token)
-        raw = await self.redis.hget(ConcertKeys(concert_id).tokens, token)
+        raw = await self.batch.command("HGET", ConcertKeys(concert_id).tokens, token)
         if raw is None:
             raise TokenInvalid()
         return concert_id, TokenRecord.parse(raw)

@@ -99,7 +99,7 @@ def pack(command: Sequence[EncodableT]) -> bytes:
 
 @dataclasses.dataclass(slots=True)
 class _Call:
-    script: AsyncScript
+    script: AsyncScript | None  # None: args is a plain command (AutoPipeline.command)
     keys: Sequence[EncodableT]
     args: Sequence[EncodableT]
     also: Sequence[Command]
@@ -108,7 +108,8 @@ class _Call:
 
 
 class AutoPipeline:
-    """Script calls made in the same event-loop turn share one pipeline, one round trip.
+    """Script calls (and plain commands) made in the same event-loop turn share one pipeline, one
+    round trip.
 
     Under a flash crowd many joins arrive together; batching them costs Redis and this process
     one write and one read for the lot instead of one each. redis-py's own pipelines would first
@@ -146,6 +147,15 @@ class AutoPipeline:
         self._waiting.append(call)
         self._schedule(loop)
         return await call.future
+
+    async def command(self, *command: EncodableT) -> Any:
+        """A plain command's result, sent in the same batch as the script calls around it (a
+        read on the way to a hold or a payment shares their round trip, and skips the pool)."""
+        loop = asyncio.get_running_loop()
+        call = _Call(None, (), command, (), loop.create_future())
+        self._waiting.append(call)
+        self._schedule(loop)
+        return (await call.future)[0]
 
     def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
         # At most IN_FLIGHT pipelines at once: calls made meanwhile wait for one to come back
@@ -199,7 +209,7 @@ class AutoPipeline:
                         call.future.set_result(mine)
             if not again:
                 return
-            for script in {id(c.script): c.script for c in again}.values():
+            for script in {id(c.script): c.script for c in again if c.script}.values():
                 await self.redis.script_load(script.script)
             calls = again
         for call in calls:
@@ -212,14 +222,17 @@ class AutoPipeline:
         out: list[Command] = []
         once: dict[Command, None] = {}
         for call in calls:
-            out.append(("EVALSHA", call.script.sha, len(call.keys), *call.keys, *call.args))
+            if call.script is None:
+                out.append(tuple(call.args))
+            else:
+                out.append(("EVALSHA", call.script.sha, len(call.keys), *call.keys, *call.args))
             out.extend(call.also)
             if call.once is not None:
                 once[call.once] = None
         return out, list(once)
 
-    def _head(self, call: _Call) -> bytes:
-        key = (call.script.sha, len(call.args), *call.keys)
+    def _head(self, script: AsyncScript, call: _Call) -> bytes:
+        key = (script.sha, len(call.args), *call.keys)
         head = self._heads.get(key)
         if head is None:
             if len(self._heads) > 10_000:
@@ -227,7 +240,7 @@ class AutoPipeline:
             keys = call.keys
             head = self._heads[key] = b"*%d\r\n%b" % (
                 3 + len(keys) + len(call.args),
-                _bulks(("EVALSHA", call.script.sha, len(keys), *keys)))
+                _bulks(("EVALSHA", script.sha, len(keys), *keys)))
         return head
 
     def _wire(self, calls: list[_Call]) -> tuple[bytes, int, list[Command]]:
@@ -236,8 +249,11 @@ class AutoPipeline:
         parts: list[bytes] = []
         once: dict[Command, None] = {}
         for call in calls:
-            parts.append(self._head(call))
-            parts.append(_bulks(call.args))
+            if call.script is None:
+                parts.append(pack(call.args))
+            else:
+                parts.append(self._head(call.script, call))
+                parts.append(_bulks(call.args))
             parts.extend(map(pack, call.also))
             if call.once is not None:
                 once[call.once] = None
