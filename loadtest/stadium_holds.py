@@ -268,11 +268,17 @@ async def direct_holds(run: Run, schedule: int, clients: int) -> tuple[float, fl
         await pool.close()
 
 
+async def paid_payers(run: Run) -> int:
+    """How many of the payers' holds, in order, are paid: the next payment starts past them (a
+    request sent twice would be a replay)."""
+    return await run.count("SELECT coalesce(max(reservation_id), $1) FROM payments"
+                           " WHERE state = 'COMPLETED'", data.PAY_BASE) - data.PAY_BASE
+
+
 async def direct_payments(run: Run, clients: int) -> tuple[float, float]:
     """Payments/s of `pay_reservation` called back to back from a pool, as the web process
     calls it, for the payers the HTTP turns left; and PostgreSQL CPU seconds per payment."""
-    first = await run.count("SELECT coalesce(max(reservation_id), $1) FROM payments"
-                            " WHERE state = 'COMPLETED'", data.PAY_BASE) - data.PAY_BASE
+    first = await paid_payers(run)
     payers = iter(list(enumerate(run.pay_tokens, data.PAY_BASE + 1))[first:])
     pool = await asyncpg.create_pool(run.dsn, min_size=clients, max_size=clients)
 
@@ -324,8 +330,7 @@ async def payments(run: Run, t: Table) -> None:
     ran_out = False
     for _ in range(ROUNDS):
         # Each turn starts past the last paid hold: a request sent twice would be a replay.
-        done = await run.count("SELECT coalesce(max(reservation_id), $1) FROM payments"
-                               " WHERE state = 'COMPLETED'", data.PAY_BASE) - data.PAY_BASE
+        done = await paid_payers(run)
         before = await run.count("SELECT count(*) FROM payments WHERE state = 'COMPLETED'")
         ours_left = ours[done:done + LIST_MAX]
         got, cpu = await run.load(run.url, ours_left or ours, c)

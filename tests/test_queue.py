@@ -8,11 +8,10 @@ from typing import Any
 
 import asyncpg
 import pytest
-import redis.exceptions
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import DataError
+from redis.exceptions import DataError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from booking.errors import TokenInvalid
@@ -255,6 +254,6 @@ async def test_plain_commands_ride_in_a_batch_and_fail_alone(queues: Queues) -> 
     assert record == await queues.redis.hget(tokens, ticket.token) and record is not None
     assert not isinstance(status, BaseException) and int(status[0][1]) == 1
     assert missing is None
-    assert isinstance(wrong, redis.exceptions.ResponseError), wrong
+    assert isinstance(wrong, ResponseError), wrong
     _, looked_up = await queues.lookup(ticket.token)
     assert looked_up.state == "WAITING"

@@ -142,20 +142,21 @@ class AutoPipeline:
         idempotent one, such as SADD of a constant): the batch sends each distinct one a single
         time, after the scripts, and fails every caller that asked for it if it fails; its
         result is not returned."""
+        return await self._enqueue(script, keys, args, also, once)
+
+    async def command(self, *command: EncodableT) -> Any:
+        """A plain command's result, sent in the same batch as the script calls around it (a
+        read on the way to a hold or a payment shares their round trip, and skips the pool)."""
+        return (await self._enqueue(None, (), command, (), None))[0]
+
+    async def _enqueue(self, script: AsyncScript | None, keys: Sequence[EncodableT],
+                       args: Sequence[EncodableT], also: Sequence[Command],
+                       once: Command | None) -> list[Any]:
         loop = asyncio.get_running_loop()
         call = _Call(script, keys, args, also, loop.create_future(), once)
         self._waiting.append(call)
         self._schedule(loop)
         return await call.future
-
-    async def command(self, *command: EncodableT) -> Any:
-        """A plain command's result, sent in the same batch as the script calls around it (a
-        read on the way to a hold or a payment shares their round trip, and skips the pool)."""
-        loop = asyncio.get_running_loop()
-        call = _Call(None, (), command, (), loop.create_future())
-        self._waiting.append(call)
-        self._schedule(loop)
-        return (await call.future)[0]
 
     def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
         # At most IN_FLIGHT pipelines at once: calls made meanwhile wait for one to come back
