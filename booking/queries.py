@@ -125,10 +125,21 @@ SELECT payment_id, reservation_id, amount, balance_after, replayed, token_logged
 FROM pay_reservation($1, $2, $3, $4, $5::uuid, $6, $7)
 """
 
-LOCK_HELD_SEATS = """
-SELECT id FROM concert_seats WHERE reservation_id = $1 AND status = 'PENDING'
-ORDER BY id
-FOR NO KEY UPDATE
+# pay_reservation's statements one by one (db/migrations/0015_payment_writes_once.sql), for
+# loadtest.payment_steps and the stadium bench's EXPLAIN; the API calls the function.
+# The holder's WAITING, not run-out reservation of concert $3 sold, and locked by that.
+SELL_RESERVATION = """
+UPDATE reservations r SET status = 'RESERVED', updated_at = now()
+FROM concert_schedules sc
+WHERE r.id = $1 AND r.user_id = $2 AND sc.id = r.schedule_id AND sc.concert_id = $3
+  AND r.status = 'WAITING' AND r.hold_expires_at > clock_timestamp()
+RETURNING r.seat_count, r.total_price
+"""
+
+# Its seats sold (their number must be the reservation's seat count).
+SELL_HELD_SEATS = """
+UPDATE concert_seats SET status = 'RESERVED', hold_expires_at = NULL
+WHERE reservation_id = $1 AND status = 'PENDING'
 """
 
 # Takes the money only if it is there: no row back means not enough, and nothing changed.
@@ -138,7 +149,8 @@ WHERE user_id = $1 AND balance >= $2
 RETURNING balance
 """
 
-COMPLETE_PAYMENT = """
+# The payment, its ledger line and its token to end.
+RECORD_PAYMENT = """
 WITH payment AS (
     INSERT INTO payments (reservation_id, user_id, amount, state, idempotency_key, request_hash,
                           token)
@@ -149,11 +161,6 @@ WITH payment AS (
     SELECT $2, 'PAYMENT', -$3::bigint, $7, id FROM payment
 ), to_end AS (
     INSERT INTO payment_tokens_to_end (payment_id, token) SELECT id, $6 FROM payment
-), seats AS (
-    UPDATE concert_seats SET status = 'RESERVED', hold_expires_at = NULL
-    WHERE reservation_id = $1 AND status = 'PENDING'
-), reservation AS (
-    UPDATE reservations SET status = 'RESERVED', updated_at = now() WHERE id = $1
 )
 SELECT id FROM payment
 """
@@ -378,20 +385,9 @@ async def pay_reservation(conn: asyncpg.Connection, *, user_id: int, reservation
     return row
 
 
-async def lock_held_seats(conn: asyncpg.Connection, reservation_id: int) -> int:
-    return len(await conn.fetch(LOCK_HELD_SEATS, reservation_id))
-
-
 async def debit(conn: asyncpg.Connection, user_id: int, amount: int) -> int | None:
     value = await conn.fetchval(DEBIT, user_id, amount)
     return int(value) if value is not None else None
-
-
-async def complete_payment(conn: asyncpg.Connection, *, reservation_id: int, user_id: int,
-                           amount: int, key: str, request_hash: bytes, token: str,
-                           balance_after: int) -> int:
-    return int(await conn.fetchval(COMPLETE_PAYMENT, reservation_id, user_id, amount, key,
-                                   request_hash, token, balance_after))
 
 
 async def tokens_to_end(conn: Conn, limit: int) -> list[asyncpg.Record]:

@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     raise_nofile()
     plan = Plan(seconds=args.seconds or (1.0 if args.quick else 2.0), clients=args.clients,
                 period=args.period, window=10.0 if args.quick else 20.0,
-                payers=5000 if args.quick else 10000,
+                payers=12000 if args.quick else 25000,
                 sections=tuple(args.only or SECTIONS))
     with servers() as (dsn, redis_url), tempfile.TemporaryDirectory(prefix="wr-stadium-") as tmp:
         run = Run(plan, dsn, redis_url, Path(tmp))

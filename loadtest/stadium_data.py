@@ -22,8 +22,8 @@ PAY_BASE = 10_000_000  # user, reservation and seat ids of our payment workload 
 # The plain tables' schedules: empty and 90 % sold for the fill figures, holds/s, payments.
 PLAIN_EMPTY, PLAIN_SOLD, PLAIN_THROUGHPUT, PLAIN_PAY = 1, 4, 2, 3
 PLAIN_PAY_BASE = 20_000_000  # plain seat (and user) ids of the payment workload start here
-PLAIN_PAY_BARE = 30_000  # plain held seats for the bare handler's payments
-PLAIN_PAY_EXTRA = 40_000  # and after them for pgbench, which pays far faster
+PLAIN_PAY_BARE = 45_000  # plain held seats for the bare handler's payments
+PLAIN_PAY_EXTRA = 60_000  # and after them for pgbench, which pays far faster
 
 ADD_SCHEDULE = """
 INSERT INTO concert_schedules (concert_id, concert_date)

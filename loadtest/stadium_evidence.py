@@ -90,11 +90,12 @@ async def explain_writes(run: Run) -> str:
             if rid is None:
                 continue  # every payer paid: no payment to explain
             async with _rolled_back(conn):
-                await queries.lock_reservation(conn, rid, rid)
-                await queries.lock_held_seats(conn, rid)
+                await conn.fetchrow(queries.SELL_RESERVATION, rid, rid, v.concert)
+                plans["a payment's SELL_HELD_SEATS"] = await conn.fetch(
+                    explain + queries.SELL_HELD_SEATS, rid)
                 balance = await queries.debit(conn, rid, data.PRICE)
-                plans["a payment's COMPLETE_PAYMENT"] = await conn.fetch(
-                    explain + queries.COMPLETE_PAYMENT, rid, rid, data.PRICE, "explain", b"x",
+                plans["a payment's RECORD_PAYMENT"] = await conn.fetch(
+                    explain + queries.RECORD_PAYMENT, rid, rid, data.PRICE, "explain", b"x",
                     "00000000-0000-4000-8000-000000000000", balance)
     finally:
         await conn.close()

@@ -23,6 +23,14 @@ async def _queue_state(shop: Shop, token: str) -> tuple[str, str | None]:
     return answer.body["state"], answer.body["reason"]
 
 
+async def _sold_state(shop: Shop, rid: int) -> tuple[str, list[str]]:
+    """A reservation's status and its seats' statuses, in seat order."""
+    row = await shop.pg.fetchrow(
+        "SELECT r.status, (SELECT array_agg(s.status ORDER BY s.seat_number) FROM concert_seats s"
+        " WHERE s.reservation_id = r.id) AS seats FROM reservations r WHERE r.id = $1", rid)
+    return row["status"], list(row["seats"])
+
+
 async def test_pay_a_hold(shop: Shop) -> None:
     concert_id, (s1,) = await shop.concert(seats=4, price=20_000)
     token = await shop.buyer(concert_id, 7)
@@ -79,10 +87,33 @@ async def test_insufficient_balance_changes_nothing(shop: Shop) -> None:
     answer = await shop.pay(token, rid, key="poor")
     assert (answer.status, answer.body["code"]) == (402, "insufficient_balance")
     assert await table_counts(shop.pg) == before
+    # The hold and its seats were sold before the debit failed: undone with it.
+    assert await _sold_state(shop, rid) == ("WAITING", ["PENDING"])
     assert await _queue_state(shop, token) == ("AVAILABLE", None)
     # The key was not spent on the failure: after a charge, the same key pays.
     await shop.charge(token, 1)
     assert (await shop.pay(token, rid, key="poor")).status == 201
+
+
+async def test_a_token_of_another_concert_pays_nothing(shop: Shop) -> None:
+    concert_a, (sa,) = await shop.concert(seats=2, price=10_000)
+    concert_b, _ = await shop.concert(seats=2, price=10_000)
+    token_a = await shop.buyer(concert_a, 5)
+    token_b = await shop.buyer(concert_b, 5)
+    await shop.charge(token_a, 50_000)
+    rid = (await shop.hold(token_a, sa, quantity=2)).body["id"]
+    before = await table_counts(shop.pg)
+    wrong = await shop.pay(token_b, rid, key="wrong")
+    assert (wrong.status, wrong.body["code"]) == (403, "token_wrong_concert")
+    assert str(concert_a) in wrong.body["detail"]
+    assert await table_counts(shop.pg) == before
+    assert await _sold_state(shop, rid) == ("WAITING", ["PENDING", "PENDING"])
+    assert await shop.pg.fetchval("SELECT balance FROM balances WHERE user_id = 5") == 50_000
+    # Both tokens still live; the right one pays, with the same key.
+    assert await _queue_state(shop, token_b) == ("AVAILABLE", None)
+    assert (await shop.pay(token_a, rid, key="wrong")).status == 201
+    assert await _sold_state(shop, rid) == ("RESERVED", ["RESERVED", "RESERVED"])
+    await shop.audit()
 
 
 async def test_ten_payments_against_five_payments_worth(shop: Shop) -> None:
