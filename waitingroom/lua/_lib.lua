@@ -30,9 +30,11 @@ local function pack(s, u, t, e, r)
 end
 
 -- The figures a client needs for an ETA: configured rate, paused flag, measured rate, and the
--- seats on sale as the admitter last counted them (false: not known).
-local function rate_info()
-  local cfg = redis.call('HMGET', K_CFG, 'admit_rate', 'paused')
+-- seats on sale as the admitter last counted them (false: not known). `cfg`: the reply of an
+-- HMGET of the concert's settings whose first fields are admit_rate and paused, when the
+-- caller has read them already.
+local function rate_info(cfg)
+  cfg = cfg or redis.call('HMGET', K_CFG, 'admit_rate', 'paused')
   local st = redis.call('HMGET', K_STATE, 'rate', 'on_sale')
   return {cfg[1] or false, cfg[2] or false, st[1] or false, st[2] or false}
 end

@@ -17,8 +17,10 @@ if existing then
   end
 end
 local token = ARGV[2]
--- A scheduled opening not drawn yet: the token waits in the pre-queue, ticket 0 (draw.lua).
-local opens = tonumber(redis.call('HGET', K_CFG, 'opens_at'))
+-- One read of the concert's settings: the rate figures, and a scheduled opening not drawn yet,
+-- for which the token waits in the pre-queue, ticket 0 (draw.lua).
+local cfg = redis.call('HMGET', K_CFG, 'admit_rate', 'paused', 'opens_at')
+local opens = tonumber(cfg[3])
 if opens then
   local score = PRE_SCORE
   if now >= opens then
@@ -29,7 +31,7 @@ if opens then
   redis.call('HSET', K_TOK, token, rec)
   redis.call('HSET', K_USERS, ARGV[1], token)
   redis.call('ZADD', K_SEEN, now, token)
-  local r = rate_info()
+  local r = rate_info(cfg)
   return {1, token, rec, 0, r[1], r[2], r[3], r[4]}
 end
 local ticket = redis.call('INCR', K_SEQ)
@@ -38,5 +40,5 @@ redis.call('ZADD', K_Q, ticket, token)
 redis.call('HSET', K_TOK, token, rec)
 redis.call('HSET', K_USERS, ARGV[1], token)
 redis.call('ZADD', K_SEEN, now, token)
-local r = rate_info()
+local r = rate_info(cfg)
 return {1, token, rec, redis.call('ZCOUNT', K_Q, '-inf', ticket), r[1], r[2], r[3], r[4]}
