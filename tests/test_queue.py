@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from importlib import resources
 from typing import Any
 
@@ -21,6 +22,9 @@ from waitingroom.queue import Queues
 from waitingroom.scripts import AutoPipeline, pack
 from waitingroom.settings import Settings
 from waitingroom.sockets import ConcertView
+
+# A concert id too large for a token to name: its tokens are found through the index.
+INDEXED = 2**48 + 1
 
 
 async def test_join_gives_increasing_positions(queues: Queues) -> None:
@@ -64,15 +68,54 @@ async def test_leave_expires_token_and_moves_those_behind(queues: Queues) -> Non
     assert back.token != b.token and back.position == 3
 
 
-async def test_ending_only_an_admitted_token_leaves_a_waiting_one_whole(queues: Queues) -> None:
-    waiting = await queues.join(1, 1)
+@pytest.mark.parametrize("concert_id", [1, INDEXED])
+async def test_ending_only_an_admitted_token_leaves_a_waiting_one_whole(
+        queues: Queues, concert_id: int) -> None:
+    waiting = await queues.join(concert_id, 1)
     _, before = await queues.end(waiting.token, "completed", only="AVAILABLE")
     assert before.state == "WAITING"
     assert (await queues.status(waiting.token)).position == 1
-    # Its index keeps the life of a live token's, not the retention of an ended one's.
-    assert await queues.redis.ttl(keys.token_index(waiting.token)) > queues.settings.token_retention
-    await queues.end(waiting.token, "left")
-    assert 0 < await queues.redis.ttl(keys.token_index(waiting.token)) <= queues.settings.token_retention
+    if concert_id == INDEXED:
+        # Its index keeps the life of a live token's, not the retention of an ended one's.
+        index = keys.token_index(waiting.token)
+        assert await queues.redis.ttl(index) > queues.settings.token_retention
+        await queues.end(waiting.token, "left")
+        assert 0 < await queues.redis.ttl(index) <= queues.settings.token_retention
+    else:
+        await queues.end(waiting.token, "left")
+        assert await queues.redis.keys("wr:tk:*") == []
+    assert (await queues.status(waiting.token)).record.state == "EXPIRED"
+
+
+def test_a_token_names_its_concert() -> None:
+    for concert_id in (1, 2, 77, 2**32 + 5, 2**48 - 1):
+        token = queue.new_token(concert_id)
+        parsed = uuid.UUID(token)
+        assert str(parsed) == token and parsed.version == 8 and parsed.variant == uuid.RFC_4122
+        assert queue.concert_named(token) == concert_id
+    # The rest is random: tokens of one concert share their first 48 bits only.
+    tokens = {queue.new_token(7) for _ in range(1000)}
+    assert len(tokens) == 1000 and len({t[14:] for t in tokens}) == 1000
+    # Too large an id: a random version 4 token, found through the index.
+    for concert_id in (2**48, 2**63 - 1, 0):
+        token = queue.new_token(concert_id)
+        assert uuid.UUID(token).version == 4 and queue.concert_named(token) is None
+    for junk in ("", "x" * 36, "00000000-0000-8000-8000-000000000000", "0000000g-0001-8000-8000-00",
+                 "+0000001-0001-8000-8000-000000000000", "0000_001-0001-8000-8000-000000000000",
+                 " 0000001-0001-8000-8000-000000000000"):
+        assert queue.concert_named(junk) is None
+
+
+async def test_a_forged_token_naming_a_concert_is_invalid(queues: Queues) -> None:
+    real = await queues.join(3, 1)
+    # Its concert's part kept, the random part made up: no such record, whatever it names.
+    forged = real.token[:15] + ("0" if real.token[15] != "0" else "1") + real.token[16:]
+    for token in (forged, queue.new_token(3), queue.new_token(4)):
+        with pytest.raises(TokenInvalid):
+            await queues.status(token)
+        with pytest.raises(TokenInvalid):
+            await queues.end(token, "left")
+    assert (await queues.status(real.token)).position == 1
 
 
 async def test_unknown_token_is_invalid(queues: Queues) -> None:
@@ -111,21 +154,24 @@ async def test_join_after_redis_forgot_its_scripts(queues: Queues) -> None:
 
 async def test_rejoin_leaves_no_stray_token_index(queues: Queues) -> None:
     await queues.join(1, 1)
+    await queues.join(INDEXED, 1)
     for _ in range(5):
-        await queues.join(1, 1)
+        assert not (await queues.join(1, 1)).created
+        assert not (await queues.join(INDEXED, 1)).created
+    # The token that names its concert has no index entry; the other has one.
     assert len(await queues.redis.keys("wr:tk:*")) == 1
 
 
 async def test_a_token_s_concert_is_remembered_but_its_record_still_decides(
         queues: Queues, settings: Settings) -> None:
-    ticket = await queues.join(1, 1)
+    ticket = await queues.join(INDEXED, 1)
     # Without its index entry this process still knows the concert: one Redis read, not two.
     await queues.redis.delete(keys.token_index(ticket.token))
-    assert (await queues.lookup(ticket.token))[0] == 1
+    assert (await queues.lookup(ticket.token))[0] == INDEXED
     with pytest.raises(TokenInvalid):  # another process does not
         await Queues(queues.redis, settings).lookup(ticket.token)
     # Its record gone, the token is invalid here too, whatever is remembered.
-    await queues.redis.hdel(ConcertKeys(1).tokens, ticket.token)
+    await queues.redis.hdel(ConcertKeys(INDEXED).tokens, ticket.token)
     with pytest.raises(TokenInvalid):
         await queues.lookup(ticket.token)
     with pytest.raises(TokenInvalid):
@@ -134,10 +180,10 @@ async def test_a_token_s_concert_is_remembered_but_its_record_still_decides(
 
 async def test_remembered_tokens_are_bounded(queues: Queues, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(queue, "KNOWN_TOKENS", 3)
-    tickets = [await queues.join(1, user) for user in range(1, 6)]
+    tickets = [await queues.join(INDEXED, user) for user in range(1, 6)]
     assert list(queues._concert_of) == [t.token for t in tickets[2:]]
     # The oldest were forgotten, and are read from the index again.
-    assert [(await queues.lookup(t.token))[0] for t in tickets] == [1] * 5
+    assert [(await queues.lookup(t.token))[0] for t in tickets] == [INDEXED] * 5
     assert len(queues._concert_of) == 3
 
 
@@ -145,13 +191,19 @@ async def test_batched_joins_across_concerts_each_list_their_concert_and_index(
         queues: Queues) -> None:
     # Joins made together share pipelines and send each concert's SADD once per batch: every
     # concert must still be listed for the admitter, and every token indexed to its concert.
-    tickets = await asyncio.gather(*(queues.join(c, u) for u in range(1, 201) for c in (1, 2, 3)))
+    concerts = (1, 2, INDEXED)
+    tickets = await asyncio.gather(*(queues.join(c, u) for u in range(1, 201) for c in concerts))
     listed = {int(c) for c in await queues.redis.smembers(keys.CONCERTS)}
-    assert listed == {1, 2, 3}
+    assert listed == set(concerts)
+    elsewhere = Queues(queues.redis, queues.settings)  # another process: it remembers nothing
     for t in tickets:
         raw = await queues.redis.get(keys.token_index(t.token))
-        assert raw is not None and int(raw) == t.concert_id
-    for c in (1, 2, 3):
+        if t.concert_id == INDEXED:
+            assert raw is not None and int(raw) == t.concert_id
+        else:
+            assert raw is None and queue.concert_named(t.token) == t.concert_id
+        assert (await elsewhere.lookup(t.token))[0] == t.concert_id
+    for c in concerts:
         places = sorted(t.position or 0 for t in tickets if t.concert_id == c)
         assert places == list(range(1, 201))
 

@@ -41,11 +41,14 @@ ETA_SCORED_PER_TICK = 50
 ETA_LEAST_WAIT_MS = 5000
 ETA_ERRORS_KEPT = 1000
 
-# A token index entry outlives any sane sale; an expired token's is cut to the retention period.
+# A token names its concert (see new_token). Tokens of concerts whose ids do not fit, and those
+# made before tokens named their concert, are found through an index entry (keys.token_index),
+# which outlives any sane sale; an expired token's is cut to the retention period.
 INDEX_TTL = 7 * 86400
-# Tokens whose concert a process remembers. A token names one concert for life and is never
-# reused, so a remembered answer cannot go stale: a token that is gone is still told by its
-# record being gone. Saves the index read on every booking call, status poll and socket.
+CONCERT_BITS = 48
+# Index-found tokens whose concert a process remembers. A token names one concert for life and
+# is never reused, so a remembered answer cannot go stale: a token that is gone is still told
+# by its record being gone. Saves the index read on every booking call, status poll and socket.
 KNOWN_TOKENS = 100_000
 # Parsed rate figures a process keeps (see Queues._rate); a measured rate changes every tick.
 KNOWN_RATES = 1000
@@ -54,14 +57,33 @@ _encode = msgspec.json.Encoder().encode
 _decode_event = msgspec.json.Decoder(AnyEvent).decode
 
 
-def new_token() -> str:
-    """A random (version 4) UUID in its text form, as str(uuid.uuid4()) gives, at a third of
-    the cost: every join makes one."""
+def new_token(concert_id: int) -> str:
+    """A new token in a UUID's text form: RFC 9562 version 8, the concert's id in its first 48
+    bits and 74 random bits after, so that any process can tell a token's concert without asking
+    Redis; a random version 4 UUID (found through the index) for an id that does not fit."""
     b = bytearray(os.urandom(16))
-    b[6] = (b[6] & 0x0F) | 0x40
+    if 0 < concert_id < 1 << CONCERT_BITS:
+        b[0:6] = concert_id.to_bytes(6, "big")
+        b[6] = (b[6] & 0x0F) | 0x80
+    else:
+        b[6] = (b[6] & 0x0F) | 0x40
     b[8] = (b[8] & 0x3F) | 0x80
     h = b.hex()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+_HEX = frozenset("0123456789abcdef")
+
+
+def concert_named(token: str) -> int | None:
+    """The concert a version 8 token names, or None: a token of the index (version 4) or a
+    string that is no token. Whether the token exists is for its concert's records to say."""
+    if len(token) != 36 or token[14] != "8" or token[8] != "-":
+        return None
+    head = token[:8] + token[9:13]
+    if not _HEX.issuperset(head):
+        return None
+    return int(head, 16) or None
 
 
 @functools.lru_cache(maxsize=4096)
@@ -212,20 +234,20 @@ class Queues:
     # -- a client's token ----------------------------------------------------------------
     async def join(self, concert_id: int, user_id: int) -> Ticket:
         """The user's live token for this concert, or a new one at the back of the line."""
-        new = new_token()
-        # One round trip: the new token's index is written alongside, and taken back in the
-        # rare case that the user already had a live token. The concert's entry in the set of
-        # concerts goes once per batch of joins, not once per join.
-        index = keys.token_index(new)
-        raw, _ = await self.batch.run(
+        new = new_token(concert_id)
+        indexed = concert_named(new) is None
+        # One round trip: an index entry, when the token needs one, is written alongside, and
+        # taken back in the rare case that the user already had a live token. The concert's
+        # entry in the set of concerts goes once per batch of joins, not once per join.
+        raw, *_ = await self.batch.run(
             self.scripts.join, concert_keys(concert_id), (user_id, new),
-            also=(("SET", index, concert_id, "EX", INDEX_TTL),),
+            also=(("SET", keys.token_index(new), concert_id, "EX", INDEX_TTL),) if indexed else (),
             once=("SADD", keys.CONCERTS, concert_id))
         created, token, *rest = raw
         token = text(token)
-        if created:
+        if indexed and created:
             self._remember(token, concert_id)
-        else:
+        elif indexed:
             await self.redis.delete(keys.token_index(new))
         ticket = self._ticket(concert_id, token, rest, bool(created))
         # Only the pre-queue has more to read: nearly every join is done here.
@@ -243,6 +265,9 @@ class Queues:
         return msgspec.structs.replace(ticket, opens_ms=int(text(raw)))
 
     async def concert_of(self, token: str) -> int:
+        named = concert_named(token)
+        if named is not None:
+            return named
         known = self._concert_of.get(token)
         if known is not None:
             return known
@@ -280,19 +305,19 @@ class Queues:
         Returns the record as it was before (an AVAILABLE one ended now: see tokenlog).
         """
         concert_id = await self.concert_of(token)
-        index = keys.token_index(token)
+        index = None if concert_named(token) is not None else keys.token_index(token)
         event = _encode(ExpiredEvent(tokens=[token], reason=reason))
         # One round trip (shared with the other calls of this event-loop turn): the script
-        # publishes the event itself, and the index's cut to the retention period rides along
-        # (on a cluster the index lives in another slot, so it cannot be in the script).
-        raw, _ = await self.batch.run(
+        # publishes the event itself, and an index entry's cut to the retention period rides
+        # along (on a cluster the index lives in another slot, so it cannot be in the script).
+        raw, *_ = await self.batch.run(
             self.scripts.leave, concert_keys(concert_id),
             (token, reason, STATE_CODES[only] if only else "", keys.channel(concert_id), event),
-            also=(("EXPIRE", index, self.settings.token_retention),))
+            also=(("EXPIRE", index, self.settings.token_retention),) if index else ())
         if not raw:
             raise TokenInvalid()
         before = TokenRecord.parse(raw)
-        if before.state != "EXPIRED" and only not in (None, before.state):
+        if index and before.state != "EXPIRED" and only not in (None, before.state):
             # Live and not ended (not in the state asked for): its index must outlive it. A
             # payment's end never comes here (an admitted token never waits again).
             await self.redis.expire(index, INDEX_TTL)
@@ -418,10 +443,12 @@ class Queues:
             if not tokens:
                 continue
             await self.publish(concert_id, ExpiredEvent(tokens=tokens, reason=reason))
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for token in tokens:
-                    pipe.expire(keys.token_index(token), s.token_retention)
-                await pipe.execute()
+            indexed = [t for t in tokens if concert_named(t) is None]
+            if indexed:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for token in indexed:
+                        pipe.expire(keys.token_index(token), s.token_retention)
+                    await pipe.execute()
         return out
 
     async def log_eta(self, concert_id: int, admitted: Sequence[int]) -> int:
