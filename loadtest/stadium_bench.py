@@ -46,6 +46,7 @@ class Plan:
     period: float  # each refreshes this often
     window: float  # the refresh measurement
     payers: int
+    holders: int  # buyers of the holds/s turns: each holds about once, as in a sale
     sections: tuple[str, ...] = ()  # of SECTIONS, in their order
 
 
@@ -126,7 +127,7 @@ class Run:
         settings = Settings(database_url=self.dsn, redis_url=self.redis_url, admit_rate=1_000_000,
                             max_active=10_000_000, active_ttl=3600, admit_batch=100_000)
         self.hold_tokens = await admitted_tokens(self.url, settings, v.concert,
-                                                 range(data.HOLD_USERS, data.HOLD_USERS + 300))
+                                                 range(data.HOLD_USERS, data.HOLD_USERS + p.holders))
         self.map_tokens = await admitted_tokens(self.url, settings, v.concert,
                                                 range(data.MAP_USERS, data.MAP_USERS + p.clients))
         self.pay_tokens = await admitted_tokens(self.url, settings, v.concert,
@@ -231,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     raise_nofile()
     plan = Plan(seconds=args.seconds or (1.0 if args.quick else 2.0), clients=args.clients,
                 period=args.period, window=10.0 if args.quick else 20.0,
-                payers=12000 if args.quick else 25000,
+                payers=12000 if args.quick else 25000, holders=6000 if args.quick else 12000,
                 sections=tuple(args.only or SECTIONS))
     with servers() as (dsn, redis_url), tempfile.TemporaryDirectory(prefix="wr-stadium-") as tmp:
         run = Run(plan, dsn, redis_url, Path(tmp))

@@ -15,6 +15,7 @@ SEATS = 50_000
 FILL = 0.9  # the sold share of the full dates
 HOLD_USERS = 5_000_000  # users of the hold tokens; the direct holds' users start at DIRECT_USERS
 DIRECT_USERS = 6_000_000
+DIRECT_HOLDERS = 30_000  # users of the direct holds, made beforehand as the admitter makes them
 MAP_USERS = 7_000_000  # the seat-map refreshers
 PRICE = 10_000
 HOUSE_USER = 999_999_999  # owns the seats sold before the run
@@ -83,6 +84,8 @@ async def prepare(dsn: str, payers: int, sold: int) -> Venue:
                 await conn.execute(ADD_SEATS, dates[-1], SEATS, PRICE)
             pay = await conn.fetchval(ADD_SCHEDULE, concert)
             await conn.execute("INSERT INTO users (id) VALUES ($1)", HOUSE_USER)
+            await conn.execute("INSERT INTO users (id) SELECT generate_series($1::bigint, $2)",
+                               DIRECT_USERS + 100, DIRECT_USERS + 99 + DIRECT_HOLDERS)
             await add_payers(conn, payers, pay)
             for schedule in (dates[3], dates[4]):
                 await conn.execute(SELL_LOWEST, schedule, sold, HOUSE_USER)

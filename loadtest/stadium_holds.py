@@ -239,14 +239,18 @@ async def throughput(run: Run) -> None:
         "backends and those it has reaped, from `/proc`) over the run, divided by the holds "
         "or payments done; autovacuum is off on this throwaway server, and the bench "
         "vacuums between phases. A hold of ours is one Redis round trip (the gate reads the "
-        "token's record; the process remembers which concert a token is for) and one "
+        "token's record; the token names its concert) and one "
         "PostgreSQL call (`hold_seats`); a payment is the same gate, one PostgreSQL call "
-        "(`pay_reservation`: key lock, replay lookup, reservation and seat locks, debit, "
-        "the token's audit row, record), then one Redis round trip to expire the queue token "
+        "(`pay_reservation`: key lock, replay lookup, the reservation and its seats sold by "
+        "the UPDATEs that lock them, debit, the token's audit row, the payment with its "
+        "ledger line and its token to end), then one Redis round trip to expire the queue token "
         "(shared with the payments ending at the same moment) and, in the background, one "
         "PostgreSQL statement for all the tokens ended meanwhile; the plain ones "
         "are one statement each. Neither web process's asyncpg pool sends a reset query when "
-        "a connection goes back (nothing keeps session state there).")
+        "a connection goes back (nothing keeps session state there). Every hold of section 2 "
+        f"is by a buyer of its own ({len(run.hold_tokens):,} admitted buyers, each holding "
+        "about once, as in a sale: a buyer's live holds are what the per-user limit reads), "
+        "and the direct holds' buyers are users the admitter has made already.")
 
 
 async def direct_holds(run: Run, schedule: int, clients: int) -> tuple[float, float]:
