@@ -14,8 +14,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import dataclasses
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
 import asyncpg
 import uvloop
@@ -51,8 +52,9 @@ STEPS: list[tuple[str, str, Args]] = [
 ]
 
 
-async def measure(dsn: str, payments: int) -> list[tuple[str, float]]:
-    """(step, PostgreSQL CPU ms per payment)."""
+async def measure(dsn: str, payments: int) -> tuple[list[tuple[str, float]], dict[str, AtOnce]]:
+    """(step, PostgreSQL CPU ms per payment), and ours and the plain payment from 10
+    connections at once."""
     await data.prepare_payers(dsn, 4 * payments + 4 * WARM)
     conn = await asyncpg.connect(dsn)
     pid = await conn.fetchval("SELECT pg_backend_pid()")
@@ -82,7 +84,7 @@ async def measure(dsn: str, payments: int) -> list[tuple[str, float]]:
         async def plain_pay(r: int) -> None:
             await conn.fetchval(plain.PAY, r, r, data.PRICE)
 
-        plain_ids = iter(range(data.PLAIN_PAY_BASE + 1, data.PLAIN_PAY_BASE + payments + WARM + 1))
+        plain_ids = iter(range(data.PLAIN_PAY_BASE + 1, data.PLAIN_PAY_BASE + 2 * (payments + WARM) + 1))
         for name, step, ids in (("`pay_reservation`, one call (its own transaction)", one_call, rids),
                                 ("the plain payment, one statement", plain_pay, plain_ids)):
             for _ in range(WARM):
@@ -91,33 +93,76 @@ async def measure(dsn: str, payments: int) -> list[tuple[str, float]]:
             for _ in range(payments):
                 await step(next(ids))
             out.append((name, (cpu_seconds(pid) - c0) / payments * 1000))
-        out.append(("`pay_reservation` from 10 connections at once",
-                    await at_once(dsn, concert, rids, payments)))
-        return out
+        together: dict[str, AtOnce] = {}
+        for name, ids, paying in (("`pay_reservation`", rids, True),
+                                  ("the plain payment", plain_ids, False)):
+            async def call(c: asyncpg.Connection, ids: Iterator[int] = ids,
+                           paying: bool = paying) -> None:
+                r = next(ids)
+                if paying:
+                    await c.fetchval(queries.PAY_RESERVATION, r, r, f"k{r}", b"x" * 32,
+                                     str(uuid.uuid4()), concert, False)
+                else:
+                    await c.fetchval(plain.PAY, r, r, data.PRICE)
+
+            together[name] = await at_once(dsn, call, payments)
+        return out, together
     finally:
         await conn.close()
 
 
-async def at_once(dsn: str, concert: int, rids: Iterator[int], payments: int) -> float:
-    """PostgreSQL CPU ms per `pay_reservation` call made by 10 connections at once, as a web
-    process's pool makes them (the backends' CPU summed)."""
+@dataclasses.dataclass
+class AtOnce:
+    """Calls made by 10 connections at once, as a web process's pool makes them."""
+
+    cpu_ms: float  # PostgreSQL CPU per call (the backends' CPU summed)
+    wal_bytes: float  # WAL written per call
+    waits: collections.Counter[str]  # what the active backends were doing, sampled
+
+
+async def at_once(dsn: str, call: Callable[[asyncpg.Connection], Awaitable[object]],
+                  payments: int) -> AtOnce:
     conns = [await asyncpg.connect(dsn) for _ in range(10)]
+    watcher = await asyncpg.connect(dsn)
     try:
         pids = [await c.fetchval("SELECT pg_backend_pid()") for c in conns]
 
         async def payer(conn: asyncpg.Connection, n: int) -> None:
             for _ in range(n):
-                r = next(rids)
-                await conn.fetchval(queries.PAY_RESERVATION, r, r, f"k{r}", b"x" * 32,
-                                    str(uuid.uuid4()), concert, False)
+                await call(conn)
 
         await asyncio.gather(*(payer(c, WARM // 10) for c in conns))
+        waits: collections.Counter[str] = collections.Counter()
+        done = asyncio.Event()
+
+        async def sample() -> None:
+            while not done.is_set():
+                for row in await watcher.fetch(WAITS, pids):
+                    waits[row[0]] += 1
+                await asyncio.sleep(0.002)
+
+        w0 = await watcher.fetchval(WAL_LSN)
         c0 = sum(cpu_seconds(p) for p in pids)
+        sampler = asyncio.create_task(sample())  # the watcher's only user until it is done
         await asyncio.gather(*(payer(c, payments // 10) for c in conns))
-        return (sum(cpu_seconds(p) for p in pids) - c0) / (payments // 10 * 10) * 1000
+        calls = payments // 10 * 10
+        cpu = (sum(cpu_seconds(p) for p in pids) - c0) / calls * 1000
+        done.set()
+        await sampler  # its reads write no WAL
+        wal = float(await watcher.fetchval(WAL_SINCE, w0)) / calls
+        return AtOnce(cpu, wal, waits)
     finally:
-        for c in conns:
+        for c in [*conns, watcher]:
             await c.close()
+
+
+WAL_LSN = "SELECT pg_current_wal_lsn()"
+WAL_SINCE = "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1)"
+# On CPU, or the wait event of an active backend.
+WAITS = """
+SELECT coalesce(wait_event_type || ' ' || wait_event, 'on CPU') FROM pg_stat_activity
+WHERE pid = ANY($1::int[]) AND state = 'active'
+"""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -127,10 +172,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with throwaway_postgres() as server, scratch_database("wr_pay_steps", server) as dsn:
         say("payments one statement at a time")
-        rows = uvloop.run(measure(dsn, args.payments))
+        rows, together = uvloop.run(measure(dsn, args.payments))
     print("| step | PostgreSQL CPU per payment |\n| --- | ---: |")
     for name, ms in rows:
         print(f"| {name} | {ms:.3f} ms |")
+    print("\nFrom 10 connections at once, and what their backends were doing (sampled every 2 ms):"
+          "\n\n| payment | PostgreSQL CPU | WAL | busiest states |\n| --- | ---: | ---: | --- |")
+    for name, t in together.items():
+        total = sum(t.waits.values()) or 1
+        states = ", ".join(f"{state} {n / total:.0%}" for state, n in t.waits.most_common(4))
+        print(f"| {name} | {t.cpu_ms:.3f} ms | {t.wal_bytes:,.0f} B | {states} |")
     return 0
 
 
