@@ -57,12 +57,17 @@ _encode = msgspec.json.Encoder().encode
 _decode_event = msgspec.json.Decoder(AnyEvent).decode
 
 
+def nameable(concert_id: int) -> bool:
+    """Whether the concert's tokens can name it (else they go through the index)."""
+    return 0 < concert_id < 1 << CONCERT_BITS
+
+
 def new_token(concert_id: int) -> str:
     """A new token in a UUID's text form: RFC 9562 version 8, the concert's id in its first 48
     bits and 74 random bits after, so that any process can tell a token's concert without asking
     Redis; a random version 4 UUID (found through the index) for an id that does not fit."""
     b = bytearray(os.urandom(16))
-    if 0 < concert_id < 1 << CONCERT_BITS:
+    if nameable(concert_id):
         b[0:6] = concert_id.to_bytes(6, "big")
         b[6] = (b[6] & 0x0F) | 0x80
     else:
@@ -235,7 +240,7 @@ class Queues:
     async def join(self, concert_id: int, user_id: int) -> Ticket:
         """The user's live token for this concert, or a new one at the back of the line."""
         new = new_token(concert_id)
-        indexed = concert_named(new) is None
+        indexed = not nameable(concert_id)
         # One round trip: an index entry, when the token needs one, is written alongside, and
         # taken back in the rare case that the user already had a live token. The concert's
         # entry in the set of concerts goes once per batch of joins, not once per join.
