@@ -66,6 +66,21 @@ async def test_leave_expires_token_and_moves_those_behind(queues: Queues) -> Non
     await queues.end(b.token, "left")
     back = await queues.join(1, 2)
     assert back.token != b.token and back.position == 3
+    # The user's entry names the new token now.
+    again = await queues.join(1, 2)
+    assert (again.token, again.created, again.position) == (back.token, False, 3)
+
+
+async def test_a_user_whose_token_record_is_gone_gets_a_new_place(queues: Queues) -> None:
+    first, _ = [await queues.join(1, u) for u in (1, 2)]
+    k = ConcertKeys(1)
+    await queues.redis.hdel(k.tokens, first.token)
+    await queues.redis.zrem(k.queue, first.token)
+    await queues.redis.zrem(k.seen, first.token)
+    new = await queues.join(1, 1)
+    assert new.token != first.token and new.created and new.position == 2
+    assert await queues.redis.hget(ConcertKeys(1).users, "1") == new.token.encode()
+    assert (await queues.join(1, 1)).token == new.token
 
 
 @pytest.mark.parametrize("concert_id", [1, INDEXED])
