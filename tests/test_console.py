@@ -30,6 +30,8 @@ async def test_console_socket_sends_live_figures_after_the_key(
         client: AppClient, settings: Settings, pg: asyncpg.Pool) -> None:
     cid, _ = await add_show(pg, seats=6)
     async with client.ws_connect("/admin/ws") as ws:
+        # The upgrade carries the safety headers, as every answer does.
+        assert ws._response.headers["X-Frame-Options"] == "DENY"
         await ws.send_json({"type": "auth", "key": settings.admin_token})
         first = await _frame(ws)
         (mine,) = [c for c in first["concerts"] if c["id"] == cid]

@@ -96,18 +96,31 @@ async def test_static_files_and_their_absence(web: Web) -> None:
                 assert (await r.json())["code"] == "not_found"
 
 
+def _safe(h: Any, what: str) -> None:
+    assert "frame-ancestors 'none'" in h["Content-Security-Policy"], what
+    assert "script-src 'self'" in h["Content-Security-Policy"], what
+    assert h["X-Content-Type-Options"] == "nosniff", what
+    assert h["Referrer-Policy"] == "no-referrer", what
+    assert h["X-Frame-Options"] == "DENY", what
+    assert h["Server"] == "waitingroom", what
+
+
 async def test_every_answer_carries_the_safety_headers(web: Web) -> None:
     async with aiohttp.ClientSession() as s:
         for path in ("/", "/queue/1", "/book/1", "/api/v1/docs", "/static/app.css",
-                     "/api/v1/concerts", "/api/v1/queue", "/nope"):
+                     "/static/nope.js", "/api/v1/concerts", "/api/v1/queue", "/nope",
+                     "/ws/queue"):
             async with s.get(web.url + path) as r:
-                h = r.headers
-                assert "frame-ancestors 'none'" in h["Content-Security-Policy"], path
-                assert "script-src 'self'" in h["Content-Security-Policy"]
-                assert h["X-Content-Type-Options"] == "nosniff"
-                assert h["Referrer-Policy"] == "no-referrer"
-                assert h["X-Frame-Options"] == "DENY"
-                assert h["Server"] == "waitingroom"
+                _safe(r.headers, path)
+        async with s.post(web.url + "/api/v1/concerts", data=b"{}") as r:  # 405
+            assert r.status == 405
+            _safe(r.headers, "405")
+        async with s.post(web.url + "/api/v1/concerts/1/queue", json={"user_id": 5}) as r:
+            assert len(r.headers["X-Request-Id"]) == 16  # refused here: joins must be signed
+            _safe(r.headers, "join")
+        # A socket's upgrade, sent by its handler.
+        async with s.ws_connect(web.url + "/ws/queue?token=nope") as ws:
+            _safe(ws._response.headers, "upgrade")
 
 
 def test_pages_have_no_inline_script_or_style() -> None:

@@ -37,7 +37,6 @@ from .cluster import HealingCluster
 from .concerts import ConcertDirectory
 from .edge import edge_middleware
 from .gate import QueueGate
-from .headers import secure_headers
 from .identity import Identities
 from .lease import Lease
 from .listener import listen
@@ -205,7 +204,6 @@ def create_app(settings: Settings) -> web.Application:
     app[MEASURES] = inventory.Measures()
     app.cleanup_ctx.extend([_redis, _postgres, _sockets, _latency_reports, _gc_timing])
     app.on_shutdown.append(_close_sockets)
-    app.on_response_prepare.append(secure_headers)
     add_routes(app)
     booking.views.add_routes(app)
     console.add_routes(app)

@@ -18,6 +18,7 @@ from booking.wire import path_id, read_json, reply
 
 from . import admission, inventory
 from .appkeys import CONCERTS, MEASURES, PG, QUEUES, SETTINGS
+from .headers import secure
 from .logs import describe
 from .schemas import ConsoleAuth, ConsoleConcert, ConsoleFrame, WhatIfRequest
 from .views import STATIC, _admin, admin_answer, admin_key_matches, admin_on
@@ -106,6 +107,7 @@ async def admin_socket(request: web.Request) -> web.WebSocketResponse:
     settings = request.app[SETTINGS]
     ws = web.WebSocketResponse(heartbeat=settings.ws_heartbeat, compress=False,
                                max_msg_size=settings.ws_max_message)
+    secure(ws)
     await ws.prepare(request)
     if not await _authenticated(ws, key):
         return ws

@@ -1,7 +1,8 @@
 """The one middleware every request passes through: its id, its rate limit, its timing (every
-answer for the metrics, booking calls for the latency window) and every failure turned into a
-problem. One layer rather than one per concern: each layer is a coroutine and a frame more on
-every request, and joins are the hot path of a sale."""
+answer for the metrics, booking calls for the latency window), every failure turned into a
+problem, and the safety headers (headers.py) on every answer. One layer rather than one per
+concern: each layer is a coroutine and a frame more on every request, and joins are the hot path
+of a sale."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from . import ratelimit
+from .headers import HEADERS
 from .latency import BOOKING_PATHS, LatencyWindow
 from .logs import request_id
 from .metrics import Metrics
@@ -41,6 +43,8 @@ def edge_middleware(metrics: Metrics, window: LatencyWindow) -> Middleware:
                     response = await handler(request)
             except web.HTTPException as e:
                 if e.status < 400:  # a redirect is an answer, not a failure
+                    e.headers.update(HEADERS)
+                    e.headers["X-Request-Id"] = rid
                     raise
                 response = http_problem(e)
             except Exception as e:
@@ -49,7 +53,9 @@ def edge_middleware(metrics: Metrics, window: LatencyWindow) -> Middleware:
         finally:
             request_id.reset(token)
         if not response.prepared:  # a WebSocket's headers went out with its upgrade
-            response.headers["X-Request-Id"] = rid
+            headers = response.headers
+            headers.update(HEADERS)
+            headers["X-Request-Id"] = rid
         return response
 
     return edge

@@ -22,6 +22,9 @@ HEADERS = CIMultiDictProxy(CIMultiDict({
 }))
 
 
-async def secure_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """on_response_prepare: runs for every answer, pages, files, API and WebSocket upgrades."""
+def secure(response: web.StreamResponse) -> None:
+    """Put the headers on an answer before it is sent. The edge (edge.py) does so for every answer
+    a handler returns, raises or fails with; a handler that sends its own answer (a WebSocket's
+    upgrade) calls this before it prepares it. (Not an on_response_prepare signal: its dispatch
+    costs every answer more than setting the headers does.)"""
     response.headers.update(HEADERS)

@@ -12,6 +12,7 @@ from booking.wire import valid_token
 
 from .appkeys import LEASE, QUEUES, SETTINGS, SOCKETS
 from .errors import OriginNotAllowed
+from .headers import secure
 from .metrics import store_failed
 from .problems import unavailable
 from .records import rfc3339
@@ -32,6 +33,7 @@ async def queue_socket(request: web.Request) -> web.WebSocketResponse:
     # permessage-deflate off: it costs ~89 KB per socket and makes sends several times slower.
     ws = web.WebSocketResponse(heartbeat=settings.ws_heartbeat, compress=False,
                                max_msg_size=settings.ws_max_message)
+    secure(ws)
     await ws.prepare(request)
     sockets, lease = request.app[SOCKETS], request.app[LEASE]
     try:
