@@ -233,7 +233,29 @@ async def test_operations_endpoints(client: AppClient, add_concert: AddConcert) 
     assert 'waitingroom_problems_total{code="token_missing"} 1.0' in text
     assert ('waitingroom_http_request_duration_seconds_count{method="POST",'
             'route="/api/v1/concerts/{concert_id}/queue",status="201"} 3.0') in text
+    assert ('waitingroom_http_request_duration_seconds_bucket{le="+Inf",method="POST",'
+            'route="/api/v1/concerts/{concert_id}/queue",status="201"} 3.0') in text
     assert 'waitingroom_pg_connections{state="in_use"}' in text
+
+
+async def test_request_durations_are_a_bounded_histogram(client: AppClient) -> None:
+    """Buckets count up to the total; the methods a route never takes (HTTP has dozens) are
+    one label, "other"."""
+    for method in ("GET", "PROPFIND", "MKCOL", "GET"):
+        await client.request(method, "/healthz")
+    lines = (await (await client.get("/metrics")).text()).splitlines()
+    name = "waitingroom_http_request_duration_seconds"
+
+    def values(kind: str, method: str, status: int, route: str = "/healthz") -> list[float]:
+        labels = f'method="{method}",route="{route}",status="{status}"'
+        return [float(line.rpartition(" ")[2]) for line in lines
+                if line.startswith(f"{name}_{kind}{{") and labels in line]
+
+    buckets = values("bucket", "GET", 200)
+    assert len(buckets) == 12 and buckets == sorted(buckets) and buckets[-1] == 2.0
+    assert values("count", "GET", 200) == [2.0] and 0 < values("sum", "GET", 200)[0] < 5
+    assert values("count", "other", 405, "unmatched") == [2.0]  # refused before any route
+    assert not [line for line in lines if "PROPFIND" in line or "MKCOL" in line]
 
 
 async def test_redis_down_is_503_not_500(aiohttp_client: AiohttpClient, make_settings: MakeSettings,
