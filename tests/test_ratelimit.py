@@ -65,6 +65,12 @@ async def test_forwarded_for_counts_only_behind_trusted_proxies(spawn: Callable[
         behind = [(await _join(s, trusting.url, 200 + i, "198.51.100.7"))[0] for i in range(3)]
         other = (await _join(s, trusting.url, 210, "198.51.100.8"))[0]
         assert behind == [201, 201, 429] and other == 201
+        # A chain too long to be remembered is read all the same: the client is its last hop.
+        chain = ", ".join(f"192.0.2.{i}" for i in range(40)) + ", 198.51.100.9"
+        assert len(chain) > 256
+        long = [(await _join(s, trusting.url, 220 + i, chain))[0] for i in range(2)]
+        assert long == [201, 201]
+        assert (await _join(s, trusting.url, 230, "198.51.100.9"))[0] == 429
         # Without trust the header is the client's own say-so: everyone here is 127.0.0.1.
         spoofed = [(await _join(s, plain.url, 300 + i, f"198.51.100.{i}"))[0] for i in range(3)]
         assert spoofed == [201, 201, 429]
