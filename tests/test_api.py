@@ -238,6 +238,26 @@ async def test_operations_endpoints(client: AppClient, add_concert: AddConcert) 
     assert 'waitingroom_pg_connections{state="in_use"}' in text
 
 
+async def test_a_redirect_carries_the_safety_headers(aiohttp_client: AiohttpClient,
+                                                     make_settings: MakeSettings) -> None:
+    """A handler may answer by raising a redirect: it passes the edge like any answer."""
+    from aiohttp import web
+
+    from waitingroom.app import create_app
+
+    app = create_app(make_settings())
+
+    async def moved(request: web.Request) -> web.Response:
+        raise web.HTTPFound("/")
+
+    app.router.add_get("/moved", moved)
+    client = await aiohttp_client(app)
+    resp = await client.get("/moved", allow_redirects=False)
+    assert resp.status == 302 and resp.headers["Location"] == "/"
+    assert resp.headers["X-Frame-Options"] == "DENY" and resp.headers["Server"] == "waitingroom"
+    assert len(resp.headers["X-Request-Id"]) == 16
+
+
 async def test_request_durations_are_a_bounded_histogram(client: AppClient) -> None:
     """Buckets count up to the total; the methods a route never takes (HTTP has dozens) are
     one label, "other"."""
