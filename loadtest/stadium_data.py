@@ -16,6 +16,7 @@ FILL = 0.9  # the sold share of the full dates
 HOLD_USERS = 5_000_000  # users of the hold tokens; the direct holds' users start at DIRECT_USERS
 DIRECT_USERS = 6_000_000
 DIRECT_HOLDERS = 30_000  # users of the direct holds, made beforehand as the admitter makes them
+DIRECT_HOLDER_IDS = range(DIRECT_USERS + 100, DIRECT_USERS + 100 + DIRECT_HOLDERS)
 MAP_USERS = 7_000_000  # the seat-map refreshers
 PRICE = 10_000
 HOUSE_USER = 999_999_999  # owns the seats sold before the run
@@ -85,7 +86,7 @@ async def prepare(dsn: str, payers: int, sold: int) -> Venue:
             pay = await conn.fetchval(ADD_SCHEDULE, concert)
             await conn.execute("INSERT INTO users (id) VALUES ($1)", HOUSE_USER)
             await conn.execute("INSERT INTO users (id) SELECT generate_series($1::bigint, $2)",
-                               DIRECT_USERS + 100, DIRECT_USERS + 99 + DIRECT_HOLDERS)
+                               DIRECT_HOLDER_IDS[0], DIRECT_HOLDER_IDS[-1])
             await add_payers(conn, payers, pay)
             for schedule in (dates[3], dates[4]):
                 await conn.execute(SELL_LOWEST, schedule, sold, HOUSE_USER)

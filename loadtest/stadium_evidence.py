@@ -48,7 +48,7 @@ async def round_trips(run: Run) -> str:
     try:
         for i in range(300):
             t0 = time.perf_counter()
-            await holds.hold(conn, user_id=data.DIRECT_USERS + 99 + data.DIRECT_HOLDERS - i,
+            await holds.hold(conn, user_id=data.DIRECT_HOLDER_IDS[-1 - i],
                              schedule_id=v.throughput[1], seat_numbers=None, quantity=1,
                              ttl_seconds=300, max_seats=1000)
             t1 = time.perf_counter()
@@ -119,7 +119,7 @@ async def attribution(run: Run) -> None:
         1: "uid", 2: "sid", 3: "numbers", 4: "qty", 5: "ttl", 6: "most"}).replace(
         ":numbers", "NULL")
     script = "\n".join([
-        f"\\set uid {data.DIRECT_USERS + 100} + random(0, {data.DIRECT_HOLDERS - 1})",
+        f"\\set uid random({data.DIRECT_HOLDER_IDS[0]}, {data.DIRECT_HOLDER_IDS[-1]})",
         f"\\set sid {schedule}", "\\set qty 1", "\\set ttl 300", "\\set most 1000",
         call + ";", ""])
     tables = ("concert_seats", "reservations")
